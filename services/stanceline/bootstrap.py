@@ -1,0 +1,149 @@
+"""The composition root: which servers, which engine, which parts run in this process.
+
+``stanceline up`` runs everything in one event loop; ``projector`` and
+``api`` run one part each. Signals are handled here, once: SIGINT/SIGTERM
+set a stop event, uvicorn stops serving, the projector finishes and acks
+its in-flight batch, and only then do embedded servers shut down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import uvicorn
+
+from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
+from stanceline.ops.migrate import migrate
+from stanceline.ops.publish import publish_lines
+from stanceline.projector.consumer import Projector, ensure_group
+from stanceline.projector.health import ProjectorHealth
+from stanceline.readmodel.app import create_app
+from stanceline.resources import founding_example
+from stanceline.settings import Settings
+from stanceline.store.db import create_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Servers:
+    database_url: str
+    redis_url: str
+    embedded: list[EmbeddedPostgres | EmbeddedRedis] = field(default_factory=list)
+    redis_cli: Path | None = None
+
+    def stop(self) -> None:
+        for server in reversed(self.embedded):
+            server.stop()
+
+
+def start_servers(settings: Settings, *, allow_embedded: bool, need_redis: bool = True) -> Servers:
+    """Configured URLs win; what is missing is started embedded under the data dir."""
+    if not allow_embedded:
+        missing = [
+            name
+            for name, value, needed in (
+                ("STANCELINE_DATABASE_URL", settings.database_url, True),
+                ("STANCELINE_REDIS_URL", settings.redis_url, need_redis),
+            )
+            if needed and not value
+        ]
+        if missing:
+            raise SystemExit(f"set {' and '.join(missing)}")
+    servers = Servers(settings.database_url or "", settings.redis_url or "")
+    try:
+        data_dir = settings.data_dir.resolve()
+        if not settings.database_url:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            postgres = EmbeddedPostgres(data_dir)
+            servers.embedded.append(postgres)
+            servers.database_url = postgres.start()
+        if need_redis and not settings.redis_url:
+            redis_server = EmbeddedRedis(data_dir, port=settings.embedded_redis_port)
+            servers.embedded.append(redis_server)
+            servers.redis_url = redis_server.start()
+            servers.redis_cli = redis_server.cli_path
+    except BaseException:
+        servers.stop()
+        raise
+    return servers
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process has one place for that."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_signals(stop: asyncio.Event, *also: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def handler() -> None:
+        stop.set()
+        for callback in also:
+            callback()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+
+
+async def run_service(
+    settings: Settings,
+    servers: Servers,
+    *,
+    api: bool,
+    projector: bool,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    demo: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    engine = create_engine(servers.database_url)
+    stop = asyncio.Event()
+    health = ProjectorHealth() if projector else None
+    tasks: list[asyncio.Task[None]] = []
+    server: _Server | None = None
+    try:
+        await migrate(engine)
+        if projector:
+            assert health is not None
+            worker = Projector(settings, engine, servers.redis_url, health)
+            tasks.append(asyncio.create_task(worker.run(stop), name="projector"))
+        if api:
+            app = create_app(engine=engine, projector=health)
+            server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+        _on_signals(stop, *([lambda: setattr(server, "should_exit", True)] if server else []))
+        if demo:
+            await publish_demo(settings, servers.redis_url)
+        if on_ready:
+            on_ready()
+        await asyncio.wait(
+            [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+    finally:
+        await engine.dispose()
+
+
+async def publish_demo(settings: Settings, redis_url: str) -> int:
+    """The founding example goes through the stream, as an upstream would send it."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await ensure_group(client, settings.stream, settings.group)
+        with founding_example().open("rb") as lines:
+            return await publish_lines(client, settings.stream, lines)
+    finally:
+        await client.aclose()

@@ -1,0 +1,156 @@
+"""The ``stanceline`` command: thin commands over the service's parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import redis.asyncio as aioredis
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from stanceline import bootstrap
+from stanceline.ops.migrate import migrate as run_migrations
+from stanceline.ops.publish import publish_lines
+from stanceline.settings import Settings
+from stanceline.store.db import create_engine
+
+app = typer.Typer(
+    help="stanceline: event-sourced stance tracking.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+Host = Annotated[str, typer.Option(help="Interface for the HTTP API.")]
+Port = Annotated[int, typer.Option(help="Port for the HTTP API.")]
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Publish the founding example on the stream.")] = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+) -> None:
+    """Migrate, then run the projector and the API in one process.
+
+    With neither STANCELINE_DATABASE_URL nor STANCELINE_REDIS_URL set, embedded
+    Postgres and Redis start with their data under STANCELINE_DATA_DIR.
+    """
+    _logging()
+    settings = Settings()
+    servers = bootstrap.start_servers(settings, allow_embedded=True)
+
+    def ready() -> None:
+        console.print(f"[bold green]stanceline is up[/] on http://{host}:{port}  (Ctrl-C stops)")
+        console.print(
+            f"  try: curl 'http://{host}:{port}/v1/actors/us/topics/"
+            "us-arms-strikes-inside-russia/history?include_descendants=true'"
+        )
+        if servers.redis_cli:
+            port_ = servers.redis_url.rsplit(":", 1)[1].split("/")[0]
+            console.print(
+                f"  publish: {servers.redis_cli} -p {port_} XADD {settings.stream} "
+                "'*' event '<a v1 event as JSON>'"
+            )
+        if servers.embedded:
+            console.print(f"  data: {settings.data_dir.resolve()}")
+
+    try:
+        asyncio.run(
+            bootstrap.run_service(
+                settings,
+                servers,
+                api=True,
+                projector=True,
+                host=host,
+                port=port,
+                demo=demo,
+                on_ready=ready,
+            )
+        )
+    finally:
+        servers.stop()
+        console.print("stanceline stopped")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (Alembic) to STANCELINE_DATABASE_URL."""
+    _logging()
+    settings = Settings()
+    if not settings.database_url:
+        raise typer.BadParameter("set STANCELINE_DATABASE_URL")
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url or "")
+        try:
+            await run_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    console.print("database is at the latest revision")
+
+
+@app.command()
+def projector() -> None:
+    """Run only the projector (consumer group member) against the configured URLs."""
+    _logging()
+    settings = Settings()
+    servers = bootstrap.start_servers(settings, allow_embedded=False)
+    asyncio.run(bootstrap.run_service(settings, servers, api=False, projector=True))
+
+
+@app.command()
+def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run only the read API against STANCELINE_DATABASE_URL."""
+    _logging()
+    settings = Settings()
+    servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
+    asyncio.run(
+        bootstrap.run_service(settings, servers, api=True, projector=False, host=host, port=port)
+    )
+
+
+@app.command()
+def publish(
+    file: Annotated[str, typer.Argument(help="JSON lines file, or - for standard input.")],
+) -> None:
+    """Publish one stream entry per line (field `event`), as an upstream service would."""
+    settings = Settings()
+    if not settings.redis_url:
+        raise typer.BadParameter("set STANCELINE_REDIS_URL")
+
+    try:
+        source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    except OSError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+    async def run() -> int:
+        client = aioredis.Redis.from_url(settings.redis_url or "")
+        try:
+            return await publish_lines(client, settings.stream, source)
+        finally:
+            await client.aclose()
+
+    with source:
+        count = asyncio.run(run())
+    console.print(f"published {count} entries on {settings.stream}")
+
+
+def main() -> None:
+    app()

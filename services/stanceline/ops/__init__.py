@@ -1,0 +1,1 @@
+"""Operator work (migrate, publish, replay, rebuild, dead letters, status), called by the CLI."""

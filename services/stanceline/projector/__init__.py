@@ -1,0 +1,1 @@
+"""The projector: stream entries → contract → one Postgres transaction → ack."""

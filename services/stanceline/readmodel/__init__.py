@@ -1,0 +1,1 @@
+"""The read model: stance histories and current stances over HTTP (FastAPI)."""

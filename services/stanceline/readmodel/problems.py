@@ -1,0 +1,115 @@
+"""RFC 9457 problem details: every error the API returns has this one shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+
+
+class Problem(BaseModel):
+    type: str = Field(description="A URI reference naming the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
+
+    model_config = {"populate_by_name": True}
+
+
+class ApiError(Exception):
+    """An error that knows its status; raised by routes, rendered by one handler."""
+
+    status = 500
+    kind = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, invalid: list[InvalidParam] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.invalid = invalid
+
+
+class NotFound(ApiError):
+    status = 404
+    kind = "not-found"
+    title = "Not found"
+
+
+class BadRequest(ApiError):
+    status = 400
+    kind = "bad-request"
+    title = "Invalid request parameters"
+
+
+class NotReady(ApiError):
+    status = 503
+    kind = "not-ready"
+    title = "Not ready"
+
+
+def problem_response(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str | None,
+    request: Request,
+    invalid: list[InvalidParam] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=f"/problems/{kind}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        invalid_params=invalid,
+    )
+    return JSONResponse(
+        body.model_dump(by_alias=True, exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "path", "body", "header")]
+    return ".".join(parts) or "request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem_response(exc.status, exc.kind, exc.title, exc.detail, request, exc.invalid)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        invalid = [
+            InvalidParam(name=_location(tuple(e["loc"])), reason=e["msg"]) for e in exc.errors()
+        ]
+        detail = "; ".join(f"{p.name}: {p.reason}" for p in invalid)
+        return problem_response(400, "bad-request", BadRequest.title, detail, request, invalid)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not-found" if exc.status_code == 404 else f"http-{exc.status_code}"
+        return problem_response(exc.status_code, kind, str(exc.detail), None, request)
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries saying these statuses come back as problem+json."""
+    return {
+        status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Problem"}
+        for status in statuses
+    }

@@ -1,0 +1,39 @@
+"""Configuration from the environment (``STANCELINE_*``).
+
+Settings are built by each entry point, never at import, so tests and
+the CLI can build their own without touching global state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STANCELINE_", extra="ignore")
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".stanceline")
+    stream: str = "stanceline:statements"
+    group: str = "stanceline-projector"
+    consumer: str | None = Field(
+        default=None, description="Consumer name in the group; defaults to host-pid."
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    block_ms: int = Field(default=100, ge=1)
+    reclaim_idle_ms: int = Field(default=30_000, ge=100)
+    max_deliveries: int = Field(default=5, ge=1)
+    admin_token: SecretStr | None = None
+    embedded_redis_port: int = 6390
+
+
+def database_url_for_asyncpg(url: str) -> str:
+    """Accept the usual spellings of a Postgres URL and return the asyncpg one."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url.split('://')[0]}://...")

@@ -1,0 +1,89 @@
+"""Appending to the event store and the dead-letter table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stanceline.contract import Event, event_document
+from stanceline.store.records import Accepted, Rejected
+from stanceline.store.tables import dead_letters, events
+from stanceline.store.translate import digest
+
+_ENVELOPE_COLUMNS = {"id", "source", "type", "time", "data"}
+
+
+def event_row(item: Accepted) -> dict[str, Any]:
+    event = item.event
+    document = event_document(event)
+    data = document["data"]
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "time": event.time,
+        "data": data,
+        "envelope": {k: v for k, v in document.items() if k not in _ENVELOPE_COLUMNS},
+        "digest": digest(document),
+        "statement_id": data.get("statement_id"),
+        "actor_id": data.get("actor_id"),
+        "topic_id": data.get("topic_id"),
+        "stream_entry_id": item.stream_entry_id,
+    }
+
+
+def event_digest(event: Event) -> str:
+    return digest(event_document(event))
+
+
+async def stored_digests(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, str]:
+    rows = await conn.execute(
+        sa.select(events.c.event_id, events.c.digest).where(events.c.event_id.in_(event_ids))
+    )
+    return {r.event_id: r.digest for r in rows}
+
+
+async def append_events(conn: AsyncConnection, items: Sequence[Accepted]) -> set[str]:
+    """Append; return the ids actually inserted (a concurrent twin may have won)."""
+    if not items:
+        return set()
+    statement = (
+        insert(events)
+        .values([event_row(item) for item in items])
+        .on_conflict_do_nothing(index_elements=[events.c.event_id])
+        .returning(events.c.event_id)
+    )
+    return set((await conn.execute(statement)).scalars())
+
+
+async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence[Rejected]) -> None:
+    """Record rejects; a redelivered entry bumps its row instead of adding one."""
+    if not items:
+        return
+    statement = insert(dead_letters).values(
+        [
+            {
+                "stream": stream if item.stream_entry_id else None,
+                "stream_entry_id": item.stream_entry_id,
+                "raw": item.raw,
+                "reason": item.reason,
+                "field": item.field,
+                "event_id": item.event_id,
+            }
+            for item in items
+        ]
+    )
+    statement = statement.on_conflict_do_update(
+        constraint="uq_dead_letters_stream_entry",
+        set_={
+            "delivery_count": dead_letters.c.delivery_count + 1,
+            "last_seen": sa.func.now(),
+            "reason": statement.excluded.reason,
+            "field": statement.excluded.field,
+        },
+    )
+    await conn.execute(statement)

@@ -1,0 +1,219 @@
+"""One batch of accepted and rejected entries → one transaction's worth of writes.
+
+The caller owns the transaction (the projector commits, then acks). Within
+it: take locks in the global order (hierarchy, statements, series), drop
+duplicates and conflicts, append the new events, dead-letter the rejects,
+fold the new facts into the projection tables with the domain's rules, and
+recompute the tails of the series they touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stanceline.domain.catalogue import makes_cycle
+from stanceline.domain.facts import (
+    ActorRegistered,
+    Fact,
+    StatementBody,
+    StatementCorrected,
+    StatementRecorded,
+    StatementRetracted,
+    TopicRegistered,
+    version_of,
+)
+from stanceline.domain.statements import StatementState, apply_statement_fact
+from stanceline.store import append, catalogue, locks, series, statement_rows
+from stanceline.store.records import Accepted, BatchReport, Rejected
+from stanceline.store.translate import digest, fact_of
+
+StatementFacts = StatementRecorded | StatementCorrected | StatementRetracted
+
+
+async def store_batch(
+    conn: AsyncConnection,
+    accepted: Sequence[Accepted],
+    rejected: Sequence[Rejected] = (),
+    *,
+    stream: str | None = None,
+) -> BatchReport:
+    report = BatchReport()
+    dead = list(rejected)
+    fresh = _first_of_each_id(accepted, dead, report)
+    facts = {item.event.id: fact_of(item.event) for item in fresh}
+
+    await locks.lock_hierarchy(
+        conn, exclusive=any(isinstance(f, ActorRegistered) for f in facts.values())
+    )
+    statement_ids = {f.statement_id for f in facts.values() if isinstance(f, StatementFacts)}
+    await locks.lock_keys(conn, "statement", statement_ids)
+
+    stored = await append.stored_digests(conn, list(facts))
+    states, recorded_digests = await statement_rows.load_states(conn, statement_ids)
+    hierarchy = await _hierarchy_if_needed(conn, facts.values())
+
+    keep: list[Accepted] = []
+    for item in fresh:
+        reason = _rejection(item, facts[item.event.id], stored, recorded_digests, hierarchy)
+        if reason == "duplicate":
+            report.duplicates += 1
+        elif reason is not None:
+            dead.append(_rejected(item, reason))
+        else:
+            keep.append(item)
+
+    inserted = await append.append_events(conn, keep)
+    report.duplicates += len(keep) - len(inserted)
+    report.appended = len(inserted)
+    await append.dead_letter(conn, stream, _one_per_entry(dead))
+    report.dead_lettered = len(dead)
+
+    new_facts = [facts[item.event.id] for item in keep if item.event.id in inserted]
+    await _project(conn, new_facts, states, recorded_digests, hierarchy)
+    return report
+
+
+def _first_of_each_id(
+    items: Sequence[Accepted], dead: list[Rejected], report: BatchReport
+) -> list[Accepted]:
+    """Within one batch, the first copy of an event id counts; later copies are
+    duplicates, or conflicts when their body differs."""
+    first: dict[str, tuple[Accepted, str]] = {}
+    for item in items:
+        d = append.event_digest(item.event)
+        seen = first.get(item.event.id)
+        if seen is None:
+            first[item.event.id] = (item, d)
+        elif seen[1] == d:
+            report.duplicates += 1
+        else:
+            dead.append(_rejected(item, "id: conflict: event id already used with another body"))
+    return [item for item, _ in first.values()]
+
+
+async def _hierarchy_if_needed(
+    conn: AsyncConnection, facts: Iterable[Fact]
+) -> catalogue.Parents | None:
+    """The parent map, loaded only for batches that register actors (to refuse cycles)."""
+    if not any(isinstance(f, ActorRegistered) for f in facts):
+        return None
+    parents, _ = await catalogue.load_hierarchy(conn)
+    return parents
+
+
+def _rejection(
+    item: Accepted,
+    fact: Fact,
+    stored: dict[str, str],
+    recorded_digests: dict[str, str | None],
+    hierarchy: catalogue.Parents | None,
+) -> str | None:
+    event_id = item.event.id
+    if event_id in stored:
+        if stored[event_id] == append.event_digest(item.event):
+            return "duplicate"
+        return "id: conflict: event id already used with another body"
+    if isinstance(fact, StatementRecorded):
+        data_digest = digest(item.event.model_dump(mode="json")["data"])
+        known = recorded_digests.get(fact.statement_id)
+        if known is not None and known != data_digest:
+            return (
+                "data.statement_id: conflict: statement already recorded with another body"
+                " (publish stanceline.statement.corrected.v1 instead)"
+            )
+        recorded_digests[fact.statement_id] = data_digest
+    if isinstance(fact, ActorRegistered) and hierarchy is not None:
+        if makes_cycle(hierarchy, fact.actor_id, fact.parent_id):
+            return "data.parent_id: registration would make the actor hierarchy a cycle"
+        hierarchy[fact.actor_id] = fact.parent_id
+    return None
+
+
+def _rejected(item: Accepted, reason: str) -> Rejected:
+    field, _, _ = reason.partition(":")
+    return Rejected(item.raw, reason, field, item.stream_entry_id, item.event.id)
+
+
+def _one_per_entry(items: list[Rejected]) -> list[Rejected]:
+    seen: set[str] = set()
+    result = []
+    for item in items:
+        if item.stream_entry_id is None or item.stream_entry_id not in seen:
+            result.append(item)
+            if item.stream_entry_id is not None:
+                seen.add(item.stream_entry_id)
+    return result
+
+
+async def _project(
+    conn: AsyncConnection,
+    facts: Sequence[Fact],
+    states: dict[str, StatementState],
+    recorded_digests: dict[str, str | None],
+    hierarchy: catalogue.Parents | None,
+) -> None:
+    registrations = [f for f in facts if isinstance(f, ActorRegistered)]
+    moved = False
+    if registrations:
+        before, _ = await catalogue.load_hierarchy(conn)
+        await catalogue.upsert_actors(conn, registrations)
+        after, _ = await catalogue.load_hierarchy(conn)
+        moved = before != after
+    await catalogue.upsert_topics(conn, [f for f in facts if isinstance(f, TopicRegistered)])
+
+    statement_facts = [f for f in facts if isinstance(f, StatementFacts)]
+    before_bodies = {sid: s.effective for sid, s in states.items()}
+    for fact in sorted(statement_facts, key=version_of):
+        states[fact.statement_id] = apply_statement_fact(states.get(fact.statement_id), fact)
+    touched = {f.statement_id for f in statement_facts}
+
+    bodies = [b for sid in touched if (b := states[sid].body) is not None]
+    await catalogue.ensure_actors(
+        conn,
+        [b.actor_id for b in bodies] + [f.parent_id for f in registrations if f.parent_id],
+    )
+    await catalogue.ensure_topics(conn, [b.topic_id for b in bodies])
+    if moved:
+        await catalogue.rebuild_lineage(conn)
+    await statement_rows.save_states(
+        conn,
+        [statement_rows.row_from_state(states[s], recorded_digests.get(s)) for s in touched],
+    )
+
+    changed = [
+        (sid, old, new)
+        for sid in touched
+        if _point_of(old := before_bodies.get(sid)) != _point_of(new := states[sid].effective)
+    ]
+    await _recompute_series(conn, changed, full_rollup=moved)
+
+
+def _point_of(body: StatementBody | None) -> tuple[object, ...] | None:
+    """What a series point depends on: a change in quote or score leaves series alone."""
+    return None if body is None else (body.actor_id, body.topic_id, body.said_at, body.stance)
+
+
+async def _recompute_series(
+    conn: AsyncConnection,
+    changed: list[tuple[str, StatementBody | None, StatementBody | None]],
+    *,
+    full_rollup: bool,
+) -> None:
+    actors = {b.actor_id for _, old, new in changed for b in (old, new) if b is not None}
+    lineage = await catalogue.lineages(conn, actors)
+    cuts: dict[series.SeriesKey, series.Cut] = {}
+    for sid, old, new in changed:
+        for body in (old, new):
+            if body is None:
+                continue
+            cut = (body.said_at, sid)
+            series.widen(cuts, (body.topic_id, body.actor_id, False), cut)
+            if not full_rollup:
+                for ancestor in lineage.get(body.actor_id, [body.actor_id]):
+                    series.widen(cuts, (body.topic_id, ancestor, True), cut)
+    await locks.lock_keys(conn, "series", (f"{t}/{a}/{r}" for t, a, r in cuts))
+    await series.recompute(conn, cuts)
+    if full_rollup:
+        await series.recompute_all_rollups(conn)

@@ -1,0 +1,120 @@
+"""Recomputing timelines in SQL: only the suffix of each series that changed.
+
+A statement that arrives, moves or disappears changes the points from its
+own (``said_at``, statement id) onwards: the change kind of a point depends
+only on the point before it. So each affected series is cut at its
+earliest touched key, and the tail is rebuilt from ``statements`` with the
+one point before the cut as the window's seed. In-order ingest thus inserts
+just the new points; any arrival order ends in the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+SeriesKey = tuple[str, str, bool]
+"""(topic id, actor id, rollup)."""
+Cut = tuple[datetime, str]
+"""The first (said_at, statement id) to recompute."""
+
+BEGINNING: Cut = (datetime(1, 1, 1, tzinfo=UTC), "")
+
+_AFFECTED = """
+    affected AS (
+        SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
+                             CAST(:rollups AS boolean[]), CAST(:said AS timestamptz[]),
+                             CAST(:sids AS text[]))
+            AS a(topic_id, actor_id, rollup, from_said_at, from_sid)
+    )
+"""
+
+_DELETE_TAILS = sa.text(
+    f"""
+    WITH {_AFFECTED}
+    DELETE FROM series_points p USING affected a
+     WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
+       AND (p.said_at, p.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C")
+    """
+)
+
+_INSERT_TAILS = sa.text(
+    f"""
+    WITH {_AFFECTED},
+    members AS (
+        SELECT a.topic_id, a.actor_id, a.rollup, m.said_at, m.statement_id, m.stance, m.fresh
+          FROM affected a
+         CROSS JOIN LATERAL (
+            (SELECT p.said_at, p.statement_id, p.stance, false AS fresh
+               FROM series_points p
+              WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id
+                AND p.rollup = a.rollup
+                AND (p.said_at, p.statement_id) < (a.from_said_at, a.from_sid COLLATE "C")
+              ORDER BY p.said_at DESC, p.statement_id DESC
+              LIMIT 1)
+            UNION ALL
+            (SELECT s.said_at, s.statement_id, s.stance, true
+               FROM statements s
+               JOIN actor_lineage l ON l.actor_id = s.actor_id
+              WHERE s.visible AND s.topic_id = a.topic_id
+                AND l.ancestor_id = a.actor_id AND (a.rollup OR l.depth = 0)
+                AND (s.said_at, s.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C"))
+         ) AS m
+    ),
+    ranked AS (
+        SELECT *, lag(stance) OVER w AS prev_stance, lag(statement_id) OVER w AS prev_sid
+          FROM members
+        WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
+    )
+    INSERT INTO series_points
+        (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
+         previous_statement_id)
+    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance,
+           CASE WHEN prev_stance IS NULL OR prev_stance = stance THEN 'none'
+                WHEN prev_stance = 'neutral' OR stance = 'neutral' THEN 'shift'
+                ELSE 'flip' END,
+           prev_sid
+      FROM ranked
+     WHERE fresh
+    """
+)
+
+_ALL_ROLLUP_SERIES = sa.text(
+    """
+    SELECT DISTINCT s.topic_id, l.ancestor_id AS actor_id
+      FROM statements s JOIN actor_lineage l ON l.actor_id = s.actor_id
+     WHERE s.visible
+    """
+)
+
+
+async def recompute(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut]) -> None:
+    """Rebuild each series from its cut on; the caller holds the series' locks."""
+    if not cuts:
+        return
+    keys = sorted(cuts)
+    params = {
+        "topics": [k[0] for k in keys],
+        "actors": [k[1] for k in keys],
+        "rollups": [k[2] for k in keys],
+        "said": [cuts[k][0] for k in keys],
+        "sids": [cuts[k][1] for k in keys],
+    }
+    await conn.execute(_DELETE_TAILS, params)
+    await conn.execute(_INSERT_TAILS, params)
+
+
+async def recompute_all_rollups(conn: AsyncConnection) -> None:
+    """After the hierarchy moved: every rolled-up series from scratch (exclusive lock held)."""
+    await conn.execute(sa.text("DELETE FROM series_points WHERE rollup"))
+    rows = (await conn.execute(_ALL_ROLLUP_SERIES)).all()
+    await recompute(conn, {(r.topic_id, r.actor_id, True): BEGINNING for r in rows})
+
+
+def widen(cuts: dict[SeriesKey, Cut], key: SeriesKey, cut: Cut) -> None:
+    """Keep the earliest cut per series."""
+    if key not in cuts or cut < cuts[key]:
+        cuts[key] = cut

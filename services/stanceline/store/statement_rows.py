@@ -1,0 +1,84 @@
+"""Statement rows ↔ the domain's ``StatementState``, so the store folds with the domain's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stanceline.domain.facts import StatementBody
+from stanceline.domain.stance import Stance
+from stanceline.domain.statements import StatementState
+from stanceline.store.tables import statements
+
+BODY_FIELDS = tuple(StatementBody.__dataclass_fields__)
+
+
+def body_from_row(row: Any) -> StatementBody | None:
+    if row.said_at is None:
+        return None
+    values = {f: getattr(row, f) for f in BODY_FIELDS}
+    values["stance"] = Stance(values["stance"])
+    return StatementBody(**values)
+
+
+def state_from_row(row: Any) -> StatementState:
+    return StatementState(
+        statement_id=row.statement_id,
+        body=body_from_row(row),
+        recorded_by=row.recorded_by,
+        corrected_by=(row.corrected_time, row.corrected_by) if row.corrected_by else None,
+        retracted_by=(row.retracted_time, row.retracted_by) if row.retracted_by else None,
+        retraction_reason=row.retraction_reason,
+    )
+
+
+def row_from_state(state: StatementState, recorded_digest: str | None) -> dict[str, Any]:
+    body = state.body
+    row: dict[str, Any] = {f: (getattr(body, f) if body else None) for f in BODY_FIELDS}
+    if body is not None:
+        row["stance"] = body.stance.value
+    corrected = state.corrected_by or (None, None)
+    retracted = state.retracted_by or (None, None)
+    row.update(
+        statement_id=state.statement_id,
+        recorded_by=state.recorded_by,
+        recorded_digest=recorded_digest,
+        corrected_time=corrected[0],
+        corrected_by=corrected[1],
+        retracted_time=retracted[0],
+        retracted_by=retracted[1],
+        retraction_reason=state.retraction_reason,
+    )
+    return row
+
+
+async def load_states(
+    conn: AsyncConnection, statement_ids: Iterable[str]
+) -> tuple[dict[str, StatementState], dict[str, str | None]]:
+    """Current states and recorded digests; callers hold the statements' advisory locks."""
+    rows = await conn.execute(
+        sa.select(statements).where(statements.c.statement_id.in_(sorted(set(statement_ids))))
+    )
+    states: dict[str, StatementState] = {}
+    digests: dict[str, str | None] = {}
+    for row in rows:
+        states[row.statement_id] = state_from_row(row)
+        digests[row.statement_id] = row.recorded_digest
+    return states, digests
+
+
+async def save_states(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = insert(statements).values(sorted(rows, key=lambda r: r["statement_id"]))
+    columns = [c.name for c in statements.columns if c.name not in ("statement_id", "visible")]
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[statements.c.statement_id],
+            set_={c: statement.excluded[c] for c in columns},
+        )
+    )

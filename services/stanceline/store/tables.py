@@ -1,0 +1,164 @@
+"""The Postgres schema: the event store, dead letters and the projections.
+
+``events`` is the source of truth. Every other table except
+``dead_letters`` is a projection that ``rebuild`` can recreate from
+``events`` alone, so projection rows hold no clock values and nothing that
+depends on arrival order: only values taken from the events themselves.
+Identifiers use the ``C`` collation so Postgres orders them byte-wise,
+exactly as the pure fold does in Python.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = sa.String(128, collation="C")
+Tz = sa.DateTime(timezone=True)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("event_id", sa.String(128, collation="C"), nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("time", Tz, nullable=False),
+    sa.Column("data", JSONB, nullable=False),
+    sa.Column("envelope", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("statement_id", Id),
+    sa.Column("actor_id", Id),
+    sa.Column("topic_id", Id),
+    sa.Column("stream_entry_id", sa.Text),
+    sa.Column("recorded_at", Tz, nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_events_statement_id", "statement_id"),
+    sa.Index("ix_events_actor_topic", "actor_id", "topic_id", "recorded_at"),
+    sa.Index("ix_events_recorded_at", "recorded_at"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("stream", sa.Text),
+    sa.Column("stream_entry_id", sa.Text),
+    sa.Column("raw", BYTEA, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("field", sa.Text),
+    sa.Column("event_id", sa.Text),
+    sa.Column("delivery_count", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("first_seen", Tz, nullable=False, server_default=sa.func.now()),
+    sa.Column("last_seen", Tz, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("stream", "stream_entry_id", name="uq_dead_letters_stream_entry"),
+    sa.Index("ix_dead_letters_reason", "field", "first_seen"),
+)
+
+actors = sa.Table(
+    "actors",
+    metadata,
+    sa.Column("actor_id", Id, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text),
+    sa.Column("parent_id", Id),
+    sa.Column("aliases", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("registered_time", Tz),
+    sa.Column("registered_by", Id),
+)
+
+actor_lineage = sa.Table(
+    "actor_lineage",
+    metadata,
+    sa.Column("actor_id", Id, primary_key=True),
+    sa.Column("ancestor_id", Id, primary_key=True),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Index("ix_actor_lineage_ancestor", "ancestor_id", "actor_id"),
+)
+"""Closure of the hierarchy: each actor with itself (depth 0) and every ancestor."""
+
+topics = sa.Table(
+    "topics",
+    metadata,
+    sa.Column("topic_id", Id, primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("registered_time", Tz),
+    sa.Column("registered_by", Id),
+)
+
+
+def _body_columns(prefix: str) -> list[sa.Column[object]]:
+    return [
+        sa.Column(f"{prefix}actor_id", Id),
+        sa.Column(f"{prefix}topic_id", Id),
+        sa.Column(f"{prefix}said_at", Tz),
+        sa.Column(f"{prefix}stance", sa.Text),
+        sa.Column(f"{prefix}score", sa.Float),
+        sa.Column(f"{prefix}confidence", sa.Float),
+        sa.Column(f"{prefix}speaker_name", sa.Text),
+        sa.Column(f"{prefix}speaker_role", sa.Text),
+        sa.Column(f"{prefix}quote", sa.Text),
+        sa.Column(f"{prefix}source_url", sa.Text),
+        sa.Column(f"{prefix}published_at", Tz),
+        sa.Column(f"{prefix}speech_act", sa.Text),
+        sa.Column(f"{prefix}certainty", sa.Text),
+    ]
+
+
+statements = sa.Table(
+    "statements",
+    metadata,
+    sa.Column("statement_id", Id, primary_key=True),
+    # The statement as it reads now (latest correction, else as recorded) ...
+    *_body_columns(""),
+    # ... and as first recorded, kept to tell a redelivery from a conflicting re-recording.
+    sa.Column("recorded_by", Id),
+    sa.Column("recorded_digest", sa.String(64)),
+    sa.Column("corrected_time", Tz),
+    sa.Column("corrected_by", Id),
+    sa.Column("retracted_time", Tz),
+    sa.Column("retracted_by", Id),
+    sa.Column("retraction_reason", sa.Text),
+    sa.Column(
+        "visible",
+        sa.Boolean,
+        sa.Computed("recorded_by IS NOT NULL AND retracted_by IS NULL", persisted=True),
+    ),
+    sa.Index(
+        "ix_statements_series",
+        "topic_id",
+        "actor_id",
+        "said_at",
+        "statement_id",
+        postgresql_where=sa.text("visible"),
+    ),
+)
+
+series_points = sa.Table(
+    "series_points",
+    metadata,
+    sa.Column("topic_id", Id, primary_key=True),
+    sa.Column("actor_id", Id, primary_key=True),
+    sa.Column("rollup", sa.Boolean, primary_key=True),
+    sa.Column("said_at", Tz, primary_key=True),
+    sa.Column("statement_id", Id, primary_key=True),
+    sa.Column("stance", sa.Text, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("previous_statement_id", Id),
+    sa.Index("ix_series_points_actor", "actor_id", "rollup", "topic_id", "said_at"),
+)
+"""Every timeline, own (``rollup`` false) and with descendants merged (true), with
+each point's change kind relative to the previous point of that same series."""
+
+PROJECTION_TABLES = (actors, actor_lineage, topics, statements, series_points)

@@ -1,0 +1,209 @@
+"""The write path against real Postgres: idempotence, conflicts, any order, the fold's rows."""
+
+from __future__ import annotations
+
+import random
+
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import founding_lines
+from stanceline.contract import Event
+from stanceline.store.db import create_engine, writing
+from stanceline.store.ingest import store_batch
+from stanceline.store.records import Accepted, BatchReport
+from support.dump import dump_projection, predicted_series_rows, series_rows
+from support.events import actor, parsed, retraction, statement
+
+FOUNDING = [parsed(line) for line in founding_lines()]
+
+
+async def store(engine: AsyncEngine, events: list[Event], batch: int = 50) -> BatchReport:
+    total = BatchReport()
+    for start in range(0, len(events), batch):
+        chunk = events[start : start + batch]
+        async with writing(engine) as conn:
+            total += await store_batch(conn, [Accepted(e, b"{}") for e in chunk])
+    return total
+
+
+async def count(engine: AsyncEngine, table: str) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
+
+
+async def test_founding_example_projects_as_the_fold_predicts(engine: AsyncEngine) -> None:
+    report = await store(engine, FOUNDING)
+
+    assert report.appended == len(FOUNDING)
+    assert await series_rows(engine) == predicted_series_rows(FOUNDING)
+    us_tree = [
+        r
+        for r in await series_rows(engine)
+        if r[:3] == ("us-arms-strikes-inside-russia", "us", True)
+    ]
+    assert [(r[5], r[6]) for r in us_tree] == [
+        ("oppose", "none"),
+        ("neutral", "shift"),
+        ("support", "shift"),
+    ]
+
+
+async def test_redelivery_is_a_no_op(engine: AsyncEngine) -> None:
+    await store(engine, FOUNDING)
+    before = await dump_projection(engine)
+
+    report = await store(engine, FOUNDING, batch=7)
+
+    assert (report.appended, report.duplicates) == (0, len(FOUNDING))
+    assert await dump_projection(engine) == before
+    assert await count(engine, "events") == len(FOUNDING)
+
+
+async def test_same_id_other_body_is_dead_lettered_as_conflict(engine: AsyncEngine) -> None:
+    first = statement("e1", "s1", "a", "t", "support", "2024-01-01T00:00:00Z")
+    clash = statement("e1", "s1", "a", "t", "oppose", "2024-01-01T00:00:00Z")
+    await store(engine, [parsed(first)])
+
+    report = await store(engine, [parsed(clash)])
+
+    assert report.dead_lettered == 1
+    async with engine.connect() as conn:
+        reason = await conn.scalar(sa.text("SELECT reason FROM dead_letters"))
+    assert "conflict" in reason
+    assert await count(engine, "events") == 1
+
+
+async def test_second_recording_with_another_body_is_refused(engine: AsyncEngine) -> None:
+    one = statement("e1", "s1", "a", "t", "support", "2024-01-01T00:00:00Z")
+    two = statement("e2", "s1", "a", "t", "oppose", "2024-01-01T00:00:00Z")
+
+    report = await store(engine, [parsed(one), parsed(two)], batch=1)
+
+    assert (report.appended, report.dead_lettered) == (1, 1)
+    async with engine.connect() as conn:
+        field = await conn.scalar(sa.text("SELECT field FROM dead_letters"))
+    assert field == "data.statement_id"
+
+
+async def test_cycle_in_hierarchy_is_dead_lettered(engine: AsyncEngine) -> None:
+    events = [parsed(actor("r1", "a", "b")), parsed(actor("r2", "b", "a"))]
+
+    report = await store(engine, events, batch=1)
+
+    assert report.dead_lettered == 1
+    async with engine.connect() as conn:
+        field = await conn.scalar(sa.text("SELECT field FROM dead_letters"))
+    assert field == "data.parent_id"
+
+
+async def test_retraction_and_correction_before_their_statement(engine: AsyncEngine) -> None:
+    said = "2024-01-01T00:00:00Z"
+    events = [
+        parsed(retraction("x1", "s2")),
+        parsed(
+            statement(
+                "c1",
+                "s1",
+                "a",
+                "t",
+                "oppose",
+                said,
+                kind="statement.corrected",
+                time="2025-02-01T00:00:00Z",
+            )
+        ),
+        parsed(statement("r1", "s1", "a", "t", "support", said)),
+        parsed(statement("r2", "s2", "a", "t", "support", "2024-02-01T00:00:00Z")),
+    ]
+
+    await store(engine, events, batch=1)
+
+    rows = await series_rows(engine)
+    assert [(r[4], r[5]) for r in rows if not r[2]] == [("s1", "oppose")]
+    assert rows == predicted_series_rows(events)
+
+
+async def test_moving_an_actor_moves_its_points_between_rollups(engine: AsyncEngine) -> None:
+    events = [
+        parsed(actor("r1", "child", "left")),
+        parsed(statement("s", "s1", "child", "t", "support", "2024-01-01T00:00:00Z")),
+        parsed(actor("r2", "child", "right", time="2024-06-01T00:00:00Z")),
+    ]
+
+    await store(engine, events, batch=1)
+
+    rollups = {(r[1], r[4]) for r in await series_rows(engine) if r[2]}
+    assert rollups == {("child", "s1"), ("right", "s1")}
+
+
+def _scenario() -> list[Event]:
+    """Founding example plus corrections, retractions and a hierarchy move."""
+    extra = [
+        statement(
+            "x-corr",
+            "2024-05-30.us.white-house.arms-inside-russia",
+            "us.white-house",
+            "us-arms-strikes-inside-russia",
+            "oppose",
+            "2024-05-30T12:00:00Z",
+            kind="statement.corrected",
+            time="2025-01-02T00:00:00Z",
+        ),
+        statement(
+            "x-corr-older",
+            "2024-05-30.us.white-house.arms-inside-russia",
+            "us.white-house",
+            "us-arms-strikes-inside-russia",
+            "support",
+            "2024-05-30T12:00:00Z",
+            kind="statement.corrected",
+            time="2025-01-01T00:00:00Z",
+        ),
+        retraction("x-retract", "2023-05-24.rdk.us-vehicles-in-belgorod"),
+        actor("x-move", "us.nsc", "us", time="2025-03-01T00:00:00Z"),
+        statement(
+            "x-new",
+            "x.new",
+            "us.dod",
+            "us-arms-strikes-inside-russia",
+            "oppose",
+            "2023-06-01T00:00:00Z",
+        ),
+    ]
+    return FOUNDING + [parsed(e) for e in extra]
+
+
+SCENARIO = _scenario()
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 9))
+async def test_any_order_with_duplicates_gives_identical_tables(
+    database_url: str, seed: int, batch: int
+) -> None:
+    """Permute and duplicate the scenario: the dump must equal the in-order run's, and
+    the series must equal the pure fold's."""
+    rng = random.Random(seed)
+    shuffled = SCENARIO + rng.sample(SCENARIO, k=8)
+    rng.shuffle(shuffled)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            tables = (
+                "events, dead_letters, actors, actor_lineage, topics, statements, series_points"
+            )
+            await conn.execute(sa.text(f"TRUNCATE {tables}"))
+        await store(engine, SCENARIO, batch=len(SCENARIO))
+        expected = await dump_projection(engine)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"TRUNCATE {tables}"))
+
+        await store(engine, shuffled, batch=batch)
+
+        assert await dump_projection(engine) == expected
+        assert await series_rows(engine) == predicted_series_rows(SCENARIO)
+    finally:
+        await engine.dispose()

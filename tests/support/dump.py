@@ -1,0 +1,65 @@
+"""Canonical dumps of the projection tables, and the pure fold's prediction of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stanceline.contract import Event
+from stanceline.domain.projection import project
+from stanceline.store.tables import PROJECTION_TABLES
+from stanceline.store.translate import fact_of
+
+
+async def dump_projection(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every projection table, rows in primary-key order: equal dumps, equal projections."""
+    dump: dict[str, list[tuple[Any, ...]]] = {}
+    async with engine.connect() as conn:
+        for table in PROJECTION_TABLES:
+            order = [c for c in table.primary_key.columns]
+            rows = await conn.execute(sa.select(table).order_by(*order))
+            dump[table.name] = [tuple(_plain(v) for v in row) for row in rows]
+    return dump
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+async def series_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text(
+                "SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, change,"
+                " previous_statement_id FROM series_points"
+                " ORDER BY topic_id, actor_id, rollup, said_at, statement_id"
+            )
+        )
+        return [tuple(r) for r in rows]
+
+
+def predicted_series_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
+    """What ``series_points`` must hold according to the pure fold."""
+    projection = project(fact_of(e) for e in events)
+    rows = []
+    for (actor_id, topic_id, rollup), points in projection.series().items():
+        for p in points:
+            rows.append(
+                (
+                    topic_id,
+                    actor_id,
+                    rollup,
+                    p.body.said_at,
+                    p.statement_id,
+                    p.body.stance.value,
+                    p.change.value,
+                    p.previous_statement_id,
+                )
+            )
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
