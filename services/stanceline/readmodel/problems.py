@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 class InvalidParam(BaseModel):
@@ -103,8 +105,35 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = "not-found" if exc.status_code == 404 else f"http-{exc.status_code}"
+        if exc.status_code == 404:
+            detail = f"no route for {request.method} {request.url.path}"
+            return problem_response(404, "not-found", NotFound.title, detail, request)
+        kind = f"http-{exc.status_code}"
         return problem_response(exc.status_code, kind, str(exc.detail), None, request)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal", ApiError.title, None, request)
+
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """Every bad parameter is answered 400 problem+json, so FastAPI's 422 schema would lie."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -61,7 +61,10 @@ class HistoryPoint(BaseModel):
         description="Against the previous point of this series: a flip crosses sides "
         "(support ↔ oppose), a shift is any other change of label."
     )
-    previous_statement_id: str | None
+    previous_statement_id: str | None = Field(
+        description="The point before this one in the series: with this one, it explains "
+        "the change."
+    )
 
 
 class Current(BaseModel):
@@ -82,12 +85,15 @@ class History(BaseModel):
     topic_id: str
     include_descendants: bool
     as_of: datetime | None
+    known_at: datetime | None
     points: list[HistoryPoint]
-    current: Current | None
+    current: Current | None = Field(description="The last point of the whole series.")
+    next_cursor: str | None
 
 
 class CurrentStance(BaseModel):
     actor_id: str
+    topic_id: str
     stance: StanceLabel
     score: float
     said_at: datetime
@@ -97,4 +103,93 @@ class CurrentStance(BaseModel):
 class TopicStances(BaseModel):
     topic_id: str
     as_of: datetime | None
+    known_at: datetime | None
     stances: list[CurrentStance]
+    next_cursor: str | None
+
+
+class ActorTopicStance(CurrentStance):
+    contested: bool = Field(description="Only with include_descendants: both sides present.")
+    supporting: list[str]
+    opposing: list[str]
+
+
+class ActorStances(BaseModel):
+    actor_id: str
+    include_descendants: bool
+    as_of: datetime | None
+    known_at: datetime | None
+    stances: list[ActorTopicStance]
+    next_cursor: str | None
+
+
+class Matrix(BaseModel):
+    actors: list[str]
+    topics: list[str]
+    include_descendants: bool
+    as_of: datetime | None
+    known_at: datetime | None
+    cells: list[CurrentStance] = Field(description="One per actor and topic with a stance.")
+
+
+class Bucket(BaseModel):
+    actor_id: str
+    start: datetime
+    mean_score: float | None = Field(description="Confidence-weighted mean score.")
+    count: int
+    last_stance: StanceLabel
+    last_statement_id: str
+
+
+class Timeline(BaseModel):
+    topic_id: str
+    bucket: Literal["day", "week", "month"]
+    include_descendants: bool
+    as_of: datetime | None
+    known_at: datetime | None
+    buckets: list[Bucket]
+
+
+class ChangeEntry(BaseModel):
+    status: Literal["added", "withdrawn"] = Field(
+        description="added: this change point now exists; withdrawn: it no longer does "
+        "(a later statement, correction or retraction rewrote the series)."
+    )
+    actor_id: str
+    topic_id: str
+    include_descendants: bool
+    said_at: datetime
+    statement_id: str
+    change: Literal["shift", "flip"]
+    stance: StanceLabel
+    previous_statement_id: str | None
+    previous_stance: StanceLabel | None
+    recorded_at: datetime
+
+
+class Changes(BaseModel):
+    changes: list[ChangeEntry]
+    next_cursor: str = Field(description="Poll again with this; it never skips a change.")
+
+
+class StatementEvent(BaseModel):
+    position: int
+    event_id: str
+    type: str
+    source: str
+    time: datetime
+    recorded_at: datetime
+    data: dict[str, object]
+
+
+class Statement(BaseModel):
+    statement_id: str
+    recorded: bool = Field(description="False while only a correction or retraction is known.")
+    retracted: bool
+    retraction_reason: str | None
+    corrected: bool
+    reads_now: HistoryPoint | None = Field(
+        description="The statement as it reads now (change fields refer to its own series)."
+    )
+    known_at: datetime | None
+    events: list[StatementEvent]

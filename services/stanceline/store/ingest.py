@@ -169,7 +169,9 @@ async def _project(
         states[fact.statement_id] = apply_statement_fact(states.get(fact.statement_id), fact)
     touched = {f.statement_id for f in statement_facts}
 
-    bodies = [b for sid in touched if (b := states[sid].body) is not None]
+    # Every new body names its actor and topic, whether or not it is the one that reads
+    # now: the catalogue must not depend on the order corrections arrived in.
+    bodies = [f.body for f in statement_facts if not isinstance(f, StatementRetracted)]
     await catalogue.ensure_actors(
         conn,
         [b.actor_id for b in bodies] + [f.parent_id for f in registrations if f.parent_id],

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from stanceline.store.db import ReadConnection
-from stanceline.store.tables import actor_lineage, actors, series_points, statements, topics
+from stanceline.store.tables import (
+    actor_lineage,
+    actors,
+    changes,
+    series_points,
+    statements,
+    topics,
+)
 
 
 async def actor_page(conn: ReadConnection, after: str | None, limit: int) -> list[Any]:
@@ -42,6 +51,8 @@ async def history(
     *,
     include_descendants: bool,
     as_of: datetime | None,
+    after: tuple[datetime, str] | None = None,
+    limit: int | None = None,
 ) -> list[Any]:
     """The series' points in timeline order, each joined to its statement as it reads now."""
     query = (
@@ -57,44 +68,158 @@ async def history(
             series_points.c.rollup == include_descendants,
         )
         .order_by(series_points.c.said_at, series_points.c.statement_id)
+        .limit(limit)
     )
     if as_of is not None:
         query = query.where(series_points.c.said_at <= as_of)
+    if after is not None:
+        query = query.where(
+            sa.tuple_(series_points.c.said_at, series_points.c.statement_id) > sa.tuple_(*after)
+        )
     return list((await conn.execute(query)).all())
 
 
-def _current_per_actor(topic_id: str, as_of: datetime | None) -> sa.Select[Any]:
-    """Each actor's own last point on the topic: ``DISTINCT ON`` over the own series."""
+async def current_stances(
+    conn: ReadConnection,
+    *,
+    topic_ids: Collection[str] | None = None,
+    actor_ids: Collection[str] | sa.Select[Any] | None = None,
+    rollup: bool = False,
+    as_of: datetime | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int | None = None,
+) -> list[Any]:
+    """The last point of each (actor, topic) series in scope: ``DISTINCT ON`` over the series."""
+    p = series_points.c
     query = (
         sa.select(
-            series_points.c.actor_id,
-            series_points.c.stance,
+            p.actor_id,
+            p.topic_id,
+            p.stance,
             statements.c.score,
-            series_points.c.said_at,
-            series_points.c.statement_id,
+            p.said_at,
+            p.statement_id,
+            statements.c.actor_id.label("said_by"),
         )
-        .join(statements, statements.c.statement_id == series_points.c.statement_id)
-        .where(series_points.c.topic_id == topic_id, series_points.c.rollup.is_(False))
-        .distinct(series_points.c.actor_id)
-        .order_by(
-            series_points.c.actor_id,
-            series_points.c.said_at.desc(),
-            series_points.c.statement_id.desc(),
-        )
+        .join(statements, statements.c.statement_id == p.statement_id)
+        .where(p.rollup == rollup)
+        .ext(distinct_on(p.actor_id, p.topic_id))
+        .order_by(p.actor_id, p.topic_id, p.said_at.desc(), p.statement_id.desc())
+        .limit(limit)
     )
+    if topic_ids is not None:
+        query = query.where(p.topic_id.in_(topic_ids))
+    if actor_ids is not None:
+        query = query.where(p.actor_id.in_(actor_ids))
     if as_of is not None:
-        query = query.where(series_points.c.said_at <= as_of)
-    return query
-
-
-async def topic_stances(conn: ReadConnection, topic_id: str, as_of: datetime | None) -> list[Any]:
-    return list((await conn.execute(_current_per_actor(topic_id, as_of))).all())
-
-
-async def tree_stances(
-    conn: ReadConnection, actor_id: str, topic_id: str, as_of: datetime | None
-) -> list[Any]:
-    """Current own stances of the actor and each of its descendants (for *contested*)."""
-    members = sa.select(actor_lineage.c.actor_id).where(actor_lineage.c.ancestor_id == actor_id)
-    query = _current_per_actor(topic_id, as_of).where(series_points.c.actor_id.in_(members))
+        query = query.where(p.said_at <= as_of)
+    if after is not None:
+        query = query.where(sa.tuple_(p.actor_id, p.topic_id) > sa.tuple_(*after))
     return list((await conn.execute(query)).all())
+
+
+def members_of(actor_id: str) -> sa.Select[Any]:
+    """The actor and its descendants, as a subquery."""
+    return sa.select(actor_lineage.c.actor_id).where(actor_lineage.c.ancestor_id == actor_id)
+
+
+async def timeline_buckets(
+    conn: ReadConnection,
+    topic_id: str,
+    *,
+    actor_ids: Collection[str] | None,
+    rollup: bool,
+    unit: str,
+    as_of: datetime | None,
+) -> list[Any]:
+    p = series_points.c
+    # Calendar buckets in UTC, returned as instants (timestamptz) again.
+    utc = sa.func.timezone("UTC", p.said_at)
+    bucket = sa.func.timezone("UTC", sa.func.date_trunc(unit, utc)).label("bucket")
+    weight = sa.func.sum(statements.c.confidence)
+    query = (
+        sa.select(
+            p.actor_id,
+            bucket,
+            (
+                sa.func.sum(statements.c.score * statements.c.confidence)
+                / sa.func.nullif(weight, 0)
+            ).label("mean_score"),
+            sa.func.count().label("count"),
+            sa.literal_column(
+                "(array_agg(series_points.stance ORDER BY series_points.said_at DESC,"
+                " series_points.statement_id DESC))[1]"
+            ).label("last_stance"),
+            sa.literal_column(
+                "(array_agg(series_points.statement_id ORDER BY series_points.said_at DESC,"
+                " series_points.statement_id DESC))[1]"
+            ).label("last_statement_id"),
+        )
+        .join(statements, statements.c.statement_id == p.statement_id)
+        .where(p.topic_id == topic_id, p.rollup == rollup)
+        .group_by(p.actor_id, bucket)
+        .order_by(p.actor_id, bucket)
+    )
+    if actor_ids is not None:
+        query = query.where(p.actor_id.in_(actor_ids))
+    if as_of is not None:
+        query = query.where(p.said_at <= as_of)
+    return list((await conn.execute(query)).all())
+
+
+_FEED_HORIZON: sa.ColumnElement[int] = sa.literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+)
+
+
+async def changes_page(
+    conn: ReadConnection,
+    *,
+    after: tuple[int, int] | None,
+    actor_id: str | None,
+    topic_id: str | None,
+    kind: str | None,
+    rollup: bool,
+    as_of: datetime | None,
+    known_at: datetime | None,
+    limit: int,
+) -> list[Any]:
+    """Feed entries after the cursor, only from transactions that can no longer commit
+    anything older: every transaction below the snapshot's xmin has ended."""
+    c = changes.c
+    query = (
+        sa.select(changes)
+        .where(c.xact_id < _FEED_HORIZON, c.rollup == rollup)
+        .order_by(c.xact_id, c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(sa.tuple_(c.xact_id, c.id) > sa.tuple_(*after))
+    if actor_id is not None:
+        query = query.where(c.actor_id == actor_id)
+    if topic_id is not None:
+        query = query.where(c.topic_id == topic_id)
+    if kind is not None:
+        query = query.where(c.change == kind)
+    if as_of is not None:
+        query = query.where(c.said_at <= as_of)
+    if known_at is not None:
+        query = query.where(c.recorded_at <= known_at)
+    return list((await conn.execute(query)).all())
+
+
+async def statement_row(conn: ReadConnection, statement_id: str) -> Any | None:
+    """The statement as it reads now, with its point in its own series if it has one."""
+    p = series_points.c
+    own = sa.and_(
+        p.statement_id == statements.c.statement_id,
+        p.actor_id == statements.c.actor_id,
+        p.topic_id == statements.c.topic_id,
+        p.rollup.is_(False),
+    )
+    query = (
+        sa.select(statements, p.change, p.previous_statement_id)
+        .outerjoin(series_points, own)
+        .where(statements.c.statement_id == statement_id)
+    )
+    return (await conn.execute(query)).first()

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stanceline.domain.feed import ChangePoint, feed_diff
+from stanceline.domain.stance import Change
+from stanceline.store.tables import changes
 
 SeriesKey = tuple[str, str, bool]
 """(topic id, actor id, rollup)."""
@@ -38,6 +43,7 @@ _DELETE_TAILS = sa.text(
     DELETE FROM series_points p USING affected a
      WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
        AND (p.said_at, p.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C")
+    RETURNING p.*
     """
 )
 
@@ -71,22 +77,25 @@ _INSERT_TAILS = sa.text(
     )
     INSERT INTO series_points
         (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
-         previous_statement_id)
+         previous_statement_id, previous_stance)
     SELECT topic_id, actor_id, rollup, said_at, statement_id, stance,
            CASE WHEN prev_stance IS NULL OR prev_stance = stance THEN 'none'
                 WHEN prev_stance = 'neutral' OR stance = 'neutral' THEN 'shift'
                 ELSE 'flip' END,
-           prev_sid
+           prev_sid, prev_stance
       FROM ranked
      WHERE fresh
+    RETURNING *
     """
 )
 
 _ALL_ROLLUP_SERIES = sa.text(
     """
-    SELECT DISTINCT s.topic_id, l.ancestor_id AS actor_id
+    SELECT s.topic_id, l.ancestor_id AS actor_id
       FROM statements s JOIN actor_lineage l ON l.actor_id = s.actor_id
      WHERE s.visible
+    UNION
+    SELECT topic_id, actor_id FROM series_points WHERE rollup
     """
 )
 
@@ -103,13 +112,50 @@ async def recompute(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut]) -> Non
         "said": [cuts[k][0] for k in keys],
         "sids": [cuts[k][1] for k in keys],
     }
-    await conn.execute(_DELETE_TAILS, params)
-    await conn.execute(_INSERT_TAILS, params)
+    before = [_change_point(r) for r in await conn.execute(_DELETE_TAILS, params)]
+    after = [_change_point(r) for r in await conn.execute(_INSERT_TAILS, params)]
+    withdrawn, added = feed_diff(before, after)
+    feed = [("withdrawn", p) for p in withdrawn] + [("added", p) for p in added]
+    if feed:
+        await conn.execute(
+            sa.insert(changes),
+            [{"status": status, **_feed_row(p)} for status, p in feed],
+        )
+
+
+def _change_point(row: Any) -> ChangePoint:
+    return ChangePoint(
+        row.topic_id,
+        row.actor_id,
+        row.rollup,
+        row.said_at,
+        row.statement_id,
+        row.stance,
+        Change(row.change),
+        row.previous_statement_id,
+        row.previous_stance,
+    )
+
+
+def _feed_row(point: ChangePoint) -> dict[str, Any]:
+    return {
+        "topic_id": point.topic_id,
+        "actor_id": point.actor_id,
+        "rollup": point.rollup,
+        "said_at": point.said_at,
+        "statement_id": point.statement_id,
+        "change": point.change.value,
+        "stance": point.stance,
+        "previous_statement_id": point.previous_statement_id,
+        "previous_stance": point.previous_stance,
+    }
 
 
 async def recompute_all_rollups(conn: AsyncConnection) -> None:
-    """After the hierarchy moved: every rolled-up series from scratch (exclusive lock held)."""
-    await conn.execute(sa.text("DELETE FROM series_points WHERE rollup"))
+    """After the hierarchy moved: every rolled-up series, old and new, from the beginning.
+
+    Only under the exclusive hierarchy lock, which keeps every other batch out.
+    """
     rows = (await conn.execute(_ALL_ROLLUP_SERIES)).all()
     await recompute(conn, {(r.topic_id, r.actor_id, True): BEGINNING for r in rows})
 

@@ -156,9 +156,39 @@ series_points = sa.Table(
     sa.Column("stance", sa.Text, nullable=False),
     sa.Column("change", sa.Text, nullable=False),
     sa.Column("previous_statement_id", Id),
+    sa.Column("previous_stance", sa.Text),
     sa.Index("ix_series_points_actor", "actor_id", "rollup", "topic_id", "said_at"),
 )
 """Every timeline, own (``rollup`` false) and with descendants merged (true), with
 each point's change kind relative to the previous point of that same series."""
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column(
+        "xact_id",
+        sa.BigInteger,
+        nullable=False,
+        server_default=sa.text("(pg_current_xact_id())::text::bigint"),
+    ),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("topic_id", Id, nullable=False),
+    sa.Column("actor_id", Id, nullable=False),
+    sa.Column("rollup", sa.Boolean, nullable=False),
+    sa.Column("said_at", Tz, nullable=False),
+    sa.Column("statement_id", Id, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("stance", sa.Text, nullable=False),
+    sa.Column("previous_statement_id", Id),
+    sa.Column("previous_stance", sa.Text),
+    sa.Column("recorded_at", Tz, nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_changes_feed", "xact_id", "id"),
+)
+"""The changes feed: every change point that appeared (``added``) or went away
+(``withdrawn``), in the order it became known. A log, not a projection: its
+order depends on arrival, so it is kept out of projection comparisons.
+``xact_id`` is the writing transaction's id; readers only go up to the oldest
+transaction still in flight, so a late commit can never be skipped."""
 
 PROJECTION_TABLES = (actors, actor_lineage, topics, statements, series_points)

@@ -1,0 +1,19 @@
+"""Conditional GETs: a dashboard polling an unchanged history gets a bodiless 304."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+
+def conditional(request: Request, model: BaseModel) -> Response:
+    """The response with a strong ETag over its exact bytes; 304 when the client has it."""
+    body = model.model_dump_json().encode()
+    tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    wanted = request.headers.get("if-none-match", "")
+    if tag in {t.strip().removeprefix("W/") for t in wanted.split(",")} or wanted.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)

@@ -1,0 +1,38 @@
+"""Dependencies shared by the routes: one read-only snapshot per request, id checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from stanceline.readmodel.params import identifier
+from stanceline.readmodel.problems import NotFound
+from stanceline.store import queries
+from stanceline.store.db import ReadConnection, reading
+
+
+async def reader(request: Request) -> AsyncIterator[ReadConnection]:
+    async with reading(request.app.state.engine) as conn:
+        yield conn
+
+
+Reader = Annotated[ReadConnection, Depends(reader)]
+IncludeDescendants = Annotated[
+    bool, Query(description="Merge the actor's sub-organisations into one series (roll-up).")
+]
+
+
+async def known_actor(conn: ReadConnection, actor_id: str) -> str:
+    identifier("actor", actor_id)
+    if not await queries.actor_exists(conn, actor_id):
+        raise NotFound(f"no actor with id {actor_id!r}")
+    return actor_id
+
+
+async def known_topic(conn: ReadConnection, topic_id: str) -> str:
+    identifier("topic", topic_id)
+    if not await queries.topic_exists(conn, topic_id):
+        raise NotFound(f"no topic with id {topic_id!r}")
+    return topic_id

@@ -1,0 +1,251 @@
+"""Stance histories and current stances: from the projection, or as known at a moment.
+
+Without ``known_at`` every answer is read from the projection tables. With it,
+the events recorded by then are folded by the domain (store.known), and the
+answer is built from those points with the same views.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from stanceline.domain.catalogue import descendants
+from stanceline.domain.rollup import current as last_point
+from stanceline.domain.timeline import as_of as said_by
+from stanceline.readmodel import schemas, views
+from stanceline.readmodel.etag import conditional
+from stanceline.readmodel.params import AsOf, CursorText, KnownAt, decode_cursor, encode_cursor
+from stanceline.readmodel.problems import documented
+from stanceline.readmodel.routes.deps import IncludeDescendants, Reader, known_actor, known_topic
+from stanceline.store import queries
+from stanceline.store.known import known_projection
+
+router = APIRouter(tags=["stances"])
+
+PointLimit = Annotated[int, Query(ge=1, le=10_000, description="Points per page.")]
+StanceLimit = Annotated[int, Query(ge=1, le=1000, description="Stances per page.")]
+
+
+@router.get(
+    "/actors/{actor_id}/topics/{topic_id}/history",
+    response_model=schemas.History,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **documented(400, 404)},
+)
+async def history(
+    request: Request,
+    conn: Reader,
+    actor_id: str,
+    topic_id: str,
+    as_of: AsOf,
+    known_at: KnownAt,
+    include_descendants: IncludeDescendants = False,
+    cursor: CursorText = None,
+    limit: PointLimit = 1000,
+) -> Response:
+    """An actor's stance on a topic over time, oldest first, each change explained by the
+    previous point; ``current`` summarises the last point of the whole series."""
+    await known_actor(conn, actor_id)
+    await known_topic(conn, topic_id)
+    key = decode_cursor(cursor, datetime, str)
+    after = (key[0], key[1]) if key else None
+    if known_at is None:
+        rows = await queries.history(
+            conn,
+            actor_id,
+            topic_id,
+            include_descendants=include_descendants,
+            as_of=as_of,
+            after=after,
+            limit=limit,
+        )
+        points = [views.point_from_row(r) for r in rows]
+        summary = await _current_from_projection(
+            conn, actor_id, topic_id, include_descendants, as_of
+        )
+    else:
+        projection = await known_projection(
+            conn,
+            known_at,
+            actors=[actor_id],
+            topics=[topic_id],
+            include_descendants=include_descendants,
+        )
+        series = said_by(projection.history(actor_id, topic_id, include_descendants), as_of)
+        points = views.page_after([views.point_from_domain(p) for p in series], after, limit)
+        summary = None
+        if series:
+            scope = descendants(projection.parents, actor_id) if include_descendants else {actor_id}
+            members = projection.current_stances(topic_id, scope, as_of)
+            summary = views.current(
+                views.point_from_domain(series[-1]),
+                actor_id,
+                ((a, p.body.stance.value) for a, p in members.items()),
+            )
+    body = schemas.History(
+        actor_id=actor_id,
+        topic_id=topic_id,
+        include_descendants=include_descendants,
+        as_of=as_of,
+        known_at=known_at,
+        points=points,
+        current=summary,
+        next_cursor=(
+            encode_cursor(points[-1].said_at.isoformat(), points[-1].statement_id)
+            if len(points) == limit
+            else None
+        ),
+    )
+    return conditional(request, body)
+
+
+async def _current_from_projection(
+    conn: Reader, actor_id: str, topic_id: str, include_descendants: bool, as_of: datetime | None
+) -> schemas.Current | None:
+    last = await queries.current_stances(
+        conn, topic_ids=[topic_id], actor_ids=[actor_id], rollup=include_descendants, as_of=as_of
+    )
+    if not last:
+        return None
+    row = last[0]
+    if include_descendants:
+        tree = await queries.current_stances(
+            conn, topic_ids=[topic_id], actor_ids=queries.members_of(actor_id), as_of=as_of
+        )
+        members = [(r.actor_id, r.stance) for r in tree]
+    else:
+        members = [(actor_id, row.stance)]
+    summary = views.current(views.stance_from_row(row), row.said_by, members)
+    return summary
+
+
+@router.get(
+    "/actors/{actor_id}/stances",
+    response_model=schemas.ActorStances,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **documented(400, 404)},
+)
+async def actor_stances(
+    request: Request,
+    conn: Reader,
+    actor_id: str,
+    as_of: AsOf,
+    known_at: KnownAt,
+    include_descendants: IncludeDescendants = False,
+    cursor: CursorText = None,
+    limit: StanceLimit = 100,
+) -> Response:
+    """The actor's current stance on every topic it (or, rolled up, its tree) spoke on."""
+    await known_actor(conn, actor_id)
+    key = decode_cursor(cursor, str)
+    after = str(key[0]) if key else None
+    items: list[schemas.ActorTopicStance] = []
+    if known_at is None:
+        rows = await queries.current_stances(
+            conn,
+            actor_ids=[actor_id],
+            rollup=include_descendants,
+            as_of=as_of,
+            after=(actor_id, after) if after else None,
+            limit=limit,
+        )
+        trees: dict[str, list[tuple[str, str]]] = {}
+        if include_descendants and rows:
+            tree = await queries.current_stances(
+                conn,
+                topic_ids=[r.topic_id for r in rows],
+                actor_ids=queries.members_of(actor_id),
+                as_of=as_of,
+            )
+            for t in tree:
+                trees.setdefault(t.topic_id, []).append((t.actor_id, t.stance))
+        for r in rows:
+            members = trees.get(r.topic_id, [(actor_id, r.stance)])
+            items.append(_with_contest(views.stance_from_row(r), members))
+    else:
+        projection = await known_projection(
+            conn, known_at, actors=[actor_id], include_descendants=include_descendants
+        )
+        scope = descendants(projection.parents, actor_id) if include_descendants else {actor_id}
+        topics = sorted({b.topic_id for _, b in projection.visible() if b.actor_id in scope})
+        for topic_id in topics:
+            if after is not None and topic_id <= after:
+                continue
+            last = last_point(projection.history(actor_id, topic_id, include_descendants), as_of)
+            if last is None:
+                continue
+            tree_now = projection.current_stances(topic_id, scope, as_of)
+            items.append(
+                _with_contest(
+                    views.stance_of(actor_id, topic_id, last),
+                    [(a, p.body.stance.value) for a, p in tree_now.items()],
+                )
+            )
+            if len(items) == limit:
+                break
+    body = schemas.ActorStances(
+        actor_id=actor_id,
+        include_descendants=include_descendants,
+        as_of=as_of,
+        known_at=known_at,
+        stances=items,
+        next_cursor=encode_cursor(items[-1].topic_id) if len(items) == limit else None,
+    )
+    return conditional(request, body)
+
+
+def _with_contest(
+    stance: schemas.CurrentStance, members: list[tuple[str, str]]
+) -> schemas.ActorTopicStance:
+    summary = views.current(stance, stance.actor_id, members)
+    return schemas.ActorTopicStance(
+        **stance.model_dump(),
+        contested=summary.contested,
+        supporting=summary.supporting,
+        opposing=summary.opposing,
+    )
+
+
+@router.get(
+    "/topics/{topic_id}/stances",
+    response_model=schemas.TopicStances,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **documented(400, 404)},
+)
+async def topic_stances(
+    request: Request,
+    conn: Reader,
+    topic_id: str,
+    as_of: AsOf,
+    known_at: KnownAt,
+    cursor: CursorText = None,
+    limit: StanceLimit = 100,
+) -> Response:
+    """Every actor's own current stance on the topic."""
+    await known_topic(conn, topic_id)
+    key = decode_cursor(cursor, str)
+    after = str(key[0]) if key else None
+    if known_at is None:
+        rows = await queries.current_stances(
+            conn,
+            topic_ids=[topic_id],
+            as_of=as_of,
+            after=(after, topic_id) if after else None,
+            limit=limit,
+        )
+        items = [views.stance_from_row(r) for r in rows]
+    else:
+        projection = await known_projection(conn, known_at, topics=[topic_id])
+        speakers = sorted({b.actor_id for _, b in projection.visible() if b.topic_id == topic_id})
+        found = projection.current_stances(
+            topic_id, (a for a in speakers if after is None or a > after), as_of
+        )
+        items = [views.stance_of(a, topic_id, p) for a, p in sorted(found.items())][:limit]
+    body = schemas.TopicStances(
+        topic_id=topic_id,
+        as_of=as_of,
+        known_at=known_at,
+        stances=items,
+        next_cursor=encode_cursor(items[-1].actor_id) if len(items) == limit else None,
+    )
+    return conditional(request, body)

@@ -1,0 +1,116 @@
+"""Rows from the projection, or points from the ``known_at`` fold, as response schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from stanceline.domain.facts import StatementBody
+from stanceline.domain.rollup import contest
+from stanceline.domain.stance import Stance
+from stanceline.domain.timeline import Point
+from stanceline.readmodel import schemas
+
+
+def point_from_row(r: Any) -> schemas.HistoryPoint:
+    speaker = schemas.Speaker(name=r.speaker_name, role=r.speaker_role) if r.speaker_name else None
+    return schemas.HistoryPoint(
+        statement_id=r.statement_id,
+        actor_id=r.actor_id,
+        topic_id=r.topic_id,
+        said_at=r.said_at,
+        stance=r.stance,
+        score=r.score,
+        confidence=r.confidence,
+        speaker=speaker,
+        quote=r.quote,
+        source_url=r.source_url,
+        published_at=r.published_at,
+        speech_act=r.speech_act,
+        certainty=r.certainty,
+        change=r.change,
+        previous_statement_id=r.previous_statement_id,
+    )
+
+
+def point_from_domain(p: Point) -> schemas.HistoryPoint:
+    return _from_body(p.statement_id, p.body, p.change.value, p.previous_statement_id)
+
+
+def point_from_body(statement_id: str, b: StatementBody) -> schemas.HistoryPoint:
+    """A statement that is on no timeline (retracted, or not recorded yet)."""
+    return _from_body(statement_id, b, "none", None)
+
+
+def _from_body(
+    statement_id: str, b: StatementBody, change: schemas.ChangeKind, previous: str | None
+) -> schemas.HistoryPoint:
+    speaker = schemas.Speaker(name=b.speaker_name, role=b.speaker_role) if b.speaker_name else None
+    return schemas.HistoryPoint(
+        statement_id=statement_id,
+        actor_id=b.actor_id,
+        topic_id=b.topic_id,
+        said_at=b.said_at,
+        stance=b.stance.value,
+        score=b.score,
+        confidence=b.confidence,
+        speaker=speaker,
+        quote=b.quote,
+        source_url=b.source_url,
+        published_at=b.published_at,
+        speech_act=b.speech_act,
+        certainty=b.certainty,
+        change=change,
+        previous_statement_id=previous,
+    )
+
+
+def stance_of(actor_id: str, topic_id: str, p: Point) -> schemas.CurrentStance:
+    return schemas.CurrentStance(
+        actor_id=actor_id,
+        topic_id=topic_id,
+        stance=p.body.stance.value,
+        score=p.body.score,
+        said_at=p.body.said_at,
+        statement_id=p.statement_id,
+    )
+
+
+def stance_from_row(r: Any) -> schemas.CurrentStance:
+    return schemas.CurrentStance(
+        actor_id=r.actor_id,
+        topic_id=r.topic_id,
+        stance=r.stance,
+        score=r.score,
+        said_at=r.said_at,
+        statement_id=r.statement_id,
+    )
+
+
+def current(
+    last: schemas.HistoryPoint | schemas.CurrentStance,
+    actor_id: str,
+    members: Iterable[tuple[str, str]],
+) -> schemas.Current:
+    """The summary of a series' last point; ``members`` are (actor, stance) of the tree."""
+    verdict = contest((a, Stance(s)) for a, s in members)
+    return schemas.Current(
+        statement_id=last.statement_id,
+        actor_id=last.actor_id if isinstance(last, schemas.HistoryPoint) else actor_id,
+        said_at=last.said_at,
+        stance=last.stance,
+        score=last.score,
+        contested=verdict.contested,
+        supporting=list(verdict.supporting),
+        opposing=list(verdict.opposing),
+    )
+
+
+def page_after(
+    points: list[schemas.HistoryPoint], after: tuple[datetime, str] | None, limit: int
+) -> list[schemas.HistoryPoint]:
+    """The fold path pages in memory, with the same keys as the SQL path."""
+    if after is not None:
+        points = [p for p in points if (p.said_at, p.statement_id) > after]
+    return points[:limit]
