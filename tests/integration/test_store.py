@@ -207,3 +207,25 @@ async def test_any_order_with_duplicates_gives_identical_tables(
         assert await series_rows(engine) == predicted_series_rows(SCENARIO)
     finally:
         await engine.dispose()
+
+
+async def test_an_older_registration_that_loses_is_not_checked_for_cycles(
+    engine: AsyncEngine,
+) -> None:
+    """Like the fold: a registration that loses on (time, id) changes nothing, so it
+    cannot make a cycle, and it is stored rather than dead-lettered."""
+    events = [
+        parsed(actor("new-a", "a", None, time="2024-01-01T00:00:00Z")),
+        parsed(actor("b-under-a", "b", "a", time="2024-01-01T00:00:00Z")),
+        parsed(actor("old-a", "a", "b", time="2023-01-01T00:00:00Z")),  # loses; would cycle
+    ]
+
+    report = await store(engine, events, batch=1)
+
+    assert (report.appended, report.dead_lettered) == (3, 0)
+    assert await series_rows(engine) == predicted_series_rows(events)
+    async with engine.connect() as conn:
+        parents = dict(
+            (await conn.execute(sa.text("SELECT actor_id, parent_id FROM actors"))).all()
+        )
+    assert parents == {"a": None, "b": "a"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stanceline.domain.facts import StatementBody
@@ -11,6 +11,11 @@ from stanceline.domain.rollup import contest
 from stanceline.domain.stance import Stance
 from stanceline.domain.timeline import Point
 from stanceline.readmodel import schemas
+
+
+def utc(moment: datetime) -> datetime:
+    """Events keep the offset they were published with; responses speak UTC, as Postgres does."""
+    return moment.astimezone(UTC)
 
 
 def point_from_row(r: Any) -> schemas.HistoryPoint:
@@ -51,14 +56,14 @@ def _from_body(
         statement_id=statement_id,
         actor_id=b.actor_id,
         topic_id=b.topic_id,
-        said_at=b.said_at,
+        said_at=utc(b.said_at),
         stance=b.stance.value,
         score=b.score,
         confidence=b.confidence,
         speaker=speaker,
         quote=b.quote,
         source_url=b.source_url,
-        published_at=b.published_at,
+        published_at=utc(b.published_at) if b.published_at else None,
         speech_act=b.speech_act,
         certainty=b.certainty,
         change=change,
@@ -72,7 +77,7 @@ def stance_of(actor_id: str, topic_id: str, p: Point) -> schemas.CurrentStance:
         topic_id=topic_id,
         stance=p.body.stance.value,
         score=p.body.score,
-        said_at=p.body.said_at,
+        said_at=utc(p.body.said_at),
         statement_id=p.statement_id,
     )
 

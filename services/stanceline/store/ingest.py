@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stanceline.domain.catalogue import makes_cycle
+from stanceline.domain.catalogue import makes_cycle, wins
 from stanceline.domain.facts import (
     ActorRegistered,
     Fact,
@@ -22,6 +22,7 @@ from stanceline.domain.facts import (
     StatementRecorded,
     StatementRetracted,
     TopicRegistered,
+    Version,
     version_of,
 )
 from stanceline.domain.statements import StatementState, apply_statement_fact
@@ -71,7 +72,7 @@ async def store_batch(
     report.dead_lettered = len(dead)
 
     new_facts = [facts[item.event.id] for item in keep if item.event.id in inserted]
-    await _project(conn, new_facts, states, recorded_digests, hierarchy)
+    await _project(conn, new_facts, states, recorded_digests)
     return report
 
 
@@ -93,14 +94,14 @@ def _first_of_each_id(
     return [item for item, _ in first.values()]
 
 
-async def _hierarchy_if_needed(
-    conn: AsyncConnection, facts: Iterable[Fact]
-) -> catalogue.Parents | None:
-    """The parent map, loaded only for batches that register actors (to refuse cycles)."""
+Hierarchy = tuple[catalogue.Parents, dict[str, Version | None]]
+
+
+async def _hierarchy_if_needed(conn: AsyncConnection, facts: Iterable[Fact]) -> Hierarchy | None:
+    """Parents and registration versions, loaded only for batches that register actors."""
     if not any(isinstance(f, ActorRegistered) for f in facts):
         return None
-    parents, _ = await catalogue.load_hierarchy(conn)
-    return parents
+    return await catalogue.load_hierarchy(conn)
 
 
 def _rejection(
@@ -108,7 +109,7 @@ def _rejection(
     fact: Fact,
     stored: dict[str, str],
     recorded_digests: dict[str, str | None],
-    hierarchy: catalogue.Parents | None,
+    hierarchy: Hierarchy | None,
 ) -> str | None:
     event_id = item.event.id
     if event_id in stored:
@@ -125,9 +126,13 @@ def _rejection(
             )
         recorded_digests[fact.statement_id] = data_digest
     if isinstance(fact, ActorRegistered) and hierarchy is not None:
-        if makes_cycle(hierarchy, fact.actor_id, fact.parent_id):
+        parents, versions = hierarchy
+        if not wins(versions.get(fact.actor_id), version_of(fact)):
+            return None  # an older registration changes nothing, so it cannot make a cycle
+        if makes_cycle(parents, fact.actor_id, fact.parent_id):
             return "data.parent_id: registration would make the actor hierarchy a cycle"
-        hierarchy[fact.actor_id] = fact.parent_id
+        parents[fact.actor_id] = fact.parent_id
+        versions[fact.actor_id] = version_of(fact)
     return None
 
 
@@ -152,7 +157,6 @@ async def _project(
     facts: Sequence[Fact],
     states: dict[str, StatementState],
     recorded_digests: dict[str, str | None],
-    hierarchy: catalogue.Parents | None,
 ) -> None:
     registrations = [f for f in facts if isinstance(f, ActorRegistered)]
     moved = False

@@ -11,7 +11,7 @@ as they were then.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +40,31 @@ def rehydrate(row: Any) -> Event:
         "data": row.data,
     }
     return EVENT_ADAPTER.validate_python(document)
+
+
+_HORIZON = sa.text(
+    """
+    SELECT least(now(), min(xact_start)) FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+    """
+)
+
+
+async def settled(conn: ReadConnection, known_at: datetime) -> datetime:
+    """The latest moment not after ``known_at`` whose answer can no longer change.
+
+    ``recorded_at`` is the appending transaction's start (``now()``), so any
+    transaction still open, even one that has not written yet, may still add
+    events recorded before ``known_at``; one that starts later records after our
+    own start. Answering only up to just before the oldest open transaction's
+    start (and never past our own) keeps every known_at answer final. Callers
+    report the moment they used; with short transactions it trails now by
+    milliseconds.
+    """
+    horizon: datetime = await conn.scalar(_HORIZON)
+    if horizon <= known_at:
+        return horizon - timedelta(microseconds=1)
+    return known_at
 
 
 async def known_projection(

@@ -11,9 +11,9 @@ from stanceline.domain.rollup import current as last_point
 from stanceline.domain.timeline import as_of as said_by
 from stanceline.readmodel import schemas, views
 from stanceline.readmodel.etag import conditional
-from stanceline.readmodel.params import AsOf, KnownAt, id_list
+from stanceline.readmodel.params import AsOf, id_list
 from stanceline.readmodel.problems import documented
-from stanceline.readmodel.routes.deps import IncludeDescendants, Reader, known_topic
+from stanceline.readmodel.routes.deps import IncludeDescendants, KnownAt, Reader, known_topic
 from stanceline.store import queries
 from stanceline.store.known import known_projection
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from stanceline.readmodel.params import identifier
+from stanceline.readmodel.params import identifier, known_at_param
 from stanceline.readmodel.problems import NotFound
 from stanceline.store import queries
 from stanceline.store.db import ReadConnection, reading
+from stanceline.store.known import settled
 
 
 async def reader(request: Request) -> AsyncIterator[ReadConnection]:
@@ -19,6 +21,16 @@ async def reader(request: Request) -> AsyncIterator[ReadConnection]:
 
 
 Reader = Annotated[ReadConnection, Depends(reader)]
+
+
+async def settled_known_at(
+    conn: Reader, known_at: Annotated[datetime | None, Depends(known_at_param)]
+) -> datetime | None:
+    """``known_at`` as it will be answered: never later than what can still change."""
+    return None if known_at is None else await settled(conn, known_at)
+
+
+KnownAt = Annotated[datetime | None, Depends(settled_known_at)]
 IncludeDescendants = Annotated[
     bool, Query(description="Merge the actor's sub-organisations into one series (roll-up).")
 ]

@@ -12,14 +12,13 @@ from stanceline.readmodel import schemas, views
 from stanceline.readmodel.params import (
     AsOf,
     CursorText,
-    KnownAt,
     Limit,
     decode_cursor,
     encode_cursor,
     identifier,
 )
 from stanceline.readmodel.problems import NotFound, documented
-from stanceline.readmodel.routes.deps import IncludeDescendants, Reader
+from stanceline.readmodel.routes.deps import IncludeDescendants, KnownAt, Reader
 from stanceline.store import queries
 from stanceline.store.known import rehydrate, statement_events
 from stanceline.store.translate import fact_of
