@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -179,22 +180,16 @@ def _scenario() -> list[Event]:
 SCENARIO = _scenario()
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
-@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 9))
-async def test_any_order_with_duplicates_gives_identical_tables(
-    database_url: str, seed: int, batch: int
-) -> None:
+async def _check_any_order(database_url: str, seed: int, batch: int) -> None:
     """Permute and duplicate the scenario: the dump must equal the in-order run's, and
     the series must equal the pure fold's."""
     rng = random.Random(seed)
     shuffled = SCENARIO + rng.sample(SCENARIO, k=8)
     rng.shuffle(shuffled)
     engine = create_engine(database_url)
+    tables = "events, dead_letters, actors, actor_lineage, topics, statements, series_points"
     try:
         async with engine.begin() as conn:
-            tables = (
-                "events, dead_letters, actors, actor_lineage, topics, statements, series_points"
-            )
             await conn.execute(sa.text(f"TRUNCATE {tables}"))
         await store(engine, SCENARIO, batch=len(SCENARIO))
         expected = await dump_projection(engine)
@@ -207,6 +202,23 @@ async def test_any_order_with_duplicates_gives_identical_tables(
         assert await series_rows(engine) == predicted_series_rows(SCENARIO)
     finally:
         await engine.dispose()
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 9))
+async def test_any_order_with_duplicates_gives_identical_tables(
+    database_url: str, seed: int, batch: int
+) -> None:
+    await _check_any_order(database_url, seed, batch)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 40))
+async def test_any_order_with_duplicates_gives_identical_tables_many(
+    database_url: str, seed: int, batch: int
+) -> None:
+    await _check_any_order(database_url, seed, batch)
 
 
 async def test_an_older_registration_that_loses_is_not_checked_for_cycles(

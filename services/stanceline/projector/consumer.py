@@ -104,7 +104,12 @@ class Projector:
             )
             for entry_id, fields in entries
         ]
-        report = await self._commit_with_retry(items)
+        try:
+            report = await self._commit_with_retry(items)
+        except Exception as exc:
+            # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
+            await self._remember_error([entry_id for entry_id, _ in entries], exc)
+            raise
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.ENTRIES.labels("appended").inc(report.appended)
         metrics.ENTRIES.labels("duplicate").inc(report.duplicates)
@@ -140,8 +145,75 @@ class Projector:
             self.health.redis_ok = False
             log.warning("XACK failed (%s); entries stay pending and will be reclaimed", exc)
 
+    @property
+    def _errors_key(self) -> str:
+        return f"{self.settings.stream}:last-errors:{self.settings.group}"
+
+    async def _remember_error(self, entry_ids: list[str], exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        with contextlib.suppress(RedisError):
+            await self.client.hset(self._errors_key, mapping=dict.fromkeys(entry_ids, text))
+
+    async def _over_the_cap(
+        self, entries: list[tuple[str, dict[bytes, bytes] | None]]
+    ) -> tuple[list[tuple[str, dict[bytes, bytes] | None]], list[Rejected]]:
+        """Split claimed entries into those to retry and those that used up their deliveries.
+
+        Redis counts deliveries (each claim adds one). An entry past the cap has failed
+        for a reason other than validation, or killed its consumers, again and again: it is
+        dead-lettered with the count and the last error instead of cycling forever.
+        """
+        ids = [entry_id for entry_id, _ in entries]
+        pending = await self.client.xpending_range(
+            self.settings.stream,
+            self.settings.group,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 2 + 10,
+            consumername=self.consumer,
+        )
+        deliveries = {
+            (
+                p["message_id"].decode() if isinstance(p["message_id"], bytes) else p["message_id"]
+            ): int(p["times_delivered"])
+            for p in pending
+        }
+        over = {i for i in ids if deliveries.get(i, 1) > self.settings.max_deliveries}
+        if not over:
+            return entries, []
+        errors = await self.client.hmget(self._errors_key, sorted(over))
+        last = dict(zip(sorted(over), errors, strict=True))
+        capped = []
+        for entry_id, fields in entries:
+            if entry_id not in over:
+                continue
+            error = last[entry_id]
+            if isinstance(error, bytes):
+                error = error.decode(errors="replace")
+            reason = (
+                f"delivery: gave up after {deliveries[entry_id]} deliveries; last error: "
+                f"{error or 'none recorded (its consumer stopped while handling it)'}"
+            )
+            item = entry_bytes(entry_id, fields) if fields is not None else None
+            capped.append(
+                Rejected(
+                    item.raw if isinstance(item, Entry) else b"",
+                    reason,
+                    "delivery",
+                    entry_id,
+                    delivery_count=deliveries[entry_id],
+                )
+            )
+        return [e for e in entries if e[0] not in over], capped
+
     async def reclaim_once(self) -> int:
-        """Claim entries idle longer than the threshold, from any consumer, and handle them."""
+        """Claim entries idle longer than the threshold, from any consumer, and handle them.
+
+        Not while Postgres is away: claiming counts as a delivery, and an outage must
+        never push healthy entries over the delivery cap.
+        """
+        if not self.health.store_ok:
+            return 0
         start = "0-0"
         handled = 0
         while True:
@@ -155,7 +227,16 @@ class Projector:
             )
             entries = [(i.decode(), fields) for i, fields in claimed if i is not None]
             if entries:
-                await self.handle(entries)
+                retry, capped = await self._over_the_cap(entries)
+                if capped:
+                    await self._commit_with_retry(list(capped))
+                    await self._ack([r.stream_entry_id or "" for r in capped])
+                    with contextlib.suppress(RedisError):
+                        await self.client.hdel(
+                            self._errors_key, *[r.stream_entry_id or "" for r in capped]
+                        )
+                if retry:
+                    await self.handle(retry)
                 handled += len(entries)
             start = next_id.decode() if isinstance(next_id, bytes) else str(next_id)
             if start == "0-0":

@@ -73,6 +73,7 @@ async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence
                 "reason": item.reason,
                 "field": item.field,
                 "event_id": item.event_id,
+                "delivery_count": item.delivery_count,
             }
             for item in items
         ]
@@ -80,7 +81,9 @@ async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence
     statement = statement.on_conflict_do_update(
         constraint="uq_dead_letters_stream_entry",
         set_={
-            "delivery_count": dead_letters.c.delivery_count + 1,
+            "delivery_count": sa.func.greatest(
+                dead_letters.c.delivery_count + 1, statement.excluded.delivery_count
+            ),
             "last_seen": sa.func.now(),
             "reason": statement.excluded.reason,
             "field": statement.excluded.field,

@@ -25,6 +25,7 @@ class Rejected:
     field: str | None = None
     stream_entry_id: str | None = None
     event_id: str | None = None
+    delivery_count: int = 1
 
 
 @dataclass(slots=True)

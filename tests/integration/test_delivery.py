@@ -1,0 +1,218 @@
+"""Delivery under faults: poison past the cap, a Postgres outage, replicas, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import founding_lines
+from fixtures.servers import PostgresServer
+from stanceline.projector.consumer import ensure_group
+from stanceline.settings import Settings
+from stanceline.store.db import create_engine
+from support.dump import dump_projection
+from support.events import actor, retraction, statement
+from support.running import eventually, projector_running
+
+
+async def scalar(engine: AsyncEngine, sql: str) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.text(sql))
+
+
+async def pending(client: aioredis.Redis, settings: Settings) -> int:
+    return int((await client.xpending(settings.stream, settings.group))["pending"])
+
+
+def corpus(size: int) -> list[bytes]:
+    """The founding example, then statements that drift and flip, corrections,
+    retractions (one before its statement) and a hierarchy move."""
+    lines = list(founding_lines())
+    stances = ["support", "oppose", "neutral"]
+    documents: list[dict[str, Any]] = [retraction("early-retraction", "gen.7")]
+    for n in range(size):
+        documents.append(
+            statement(
+                f"gen-{n}",
+                f"gen.{n}",
+                ["us.nsc", "us.dod", "ru.mod", "ua.hur"][n % 4],
+                ["us-arms-strikes-inside-russia", "ukraine-behind-belgorod-raid"][n % 2],
+                stances[(n * 7) % 3],
+                f"2024-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
+            )
+        )
+        if n % 10 == 3:
+            documents.append(
+                statement(
+                    f"gen-fix-{n}",
+                    f"gen.{n}",
+                    "us.dod",
+                    "us-arms-strikes-inside-russia",
+                    "oppose",
+                    "2024-06-15T00:00:00Z",
+                    kind="statement.corrected",
+                    time=f"2025-02-{1 + n % 28:02d}T00:00:00Z",
+                )
+            )
+    documents.append(actor("move-dod", "us.dod", "us.white-house", time="2025-03-01T00:00:00Z"))
+    return lines + [json.dumps(d).encode() for d in documents]
+
+
+async def publish(client: aioredis.Redis, stream: str, lines: list[bytes]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for line in lines:
+        pipe.xadd(stream, {"event": line})
+    await pipe.execute()
+
+
+async def test_an_entry_past_the_delivery_cap_is_dead_lettered_with_its_count(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis
+) -> None:
+    capped = settings.model_copy(update={"max_deliveries": 3, "reclaim_idle_ms": 200})
+    await redis_client.xgroup_create(capped.stream, capped.group, id="0", mkstream=True)
+    poison, healthy = founding_lines()[0], founding_lines()[1]
+    poison_id = (await redis_client.xadd(capped.stream, {"event": poison})).decode()
+    await redis_client.xreadgroup(capped.group, "crashed", {capped.stream: ">"}, count=1)
+    for _ in range(3):  # three more consumers took it and died: four deliveries in all
+        await redis_client.xclaim(capped.stream, capped.group, "crashed", 0, [poison_id])
+    await redis_client.hset(f"{capped.stream}:last-errors:{capped.group}", poison_id, "Boom: x")
+    healthy_id = (await redis_client.xadd(capped.stream, {"event": healthy})).decode()
+    await redis_client.xreadgroup(capped.group, "crashed", {capped.stream: ">"}, count=1)
+
+    async with projector_running(capped, engine):
+        await eventually(lambda: pending(redis_client, capped), lambda n: n == 0)
+
+    async with engine.connect() as conn:
+        dead = (await conn.execute(sa.text("SELECT * FROM dead_letters"))).one()
+        stored = (await conn.execute(sa.text("SELECT stream_entry_id FROM events"))).scalars()
+        assert list(stored) == [healthy_id]
+    assert dead.stream_entry_id == poison_id
+    assert dead.delivery_count == 5
+    assert bytes(dead.raw) == poison
+    assert "gave up after 5 deliveries" in dead.reason
+    assert "last error: Boom: x" in dead.reason
+
+
+async def test_postgres_going_away_mid_ingest_loses_and_dead_letters_nothing(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis_client: aioredis.Redis,
+    postgres_server: PostgresServer,
+) -> None:
+    if not postgres_server.controllable:
+        pytest.skip("the configured Postgres is not ours to stop")
+    lines = corpus(300)
+    small = settings.model_copy(update={"batch_size": 20})
+    async with projector_running(small, engine) as projector:
+        await publish(redis_client, small.stream, lines[:150])
+        await eventually(lambda: scalar(engine, "SELECT count(*) FROM events"), lambda n: n > 0)
+        await asyncio.to_thread(postgres_server.stop)
+        try:
+            await publish(redis_client, small.stream, lines[150:])
+            await eventually(lambda: _ready(projector.health), lambda ready: not ready)
+        finally:
+            await asyncio.to_thread(postgres_server.start)
+        await eventually(lambda: pending(redis_client, small), lambda n: n == 0, within=60)
+        await eventually(lambda: _ready(projector.health), lambda ready: ready)
+
+    stored = await scalar(engine, "SELECT count(DISTINCT event_id) FROM events")
+    assert stored == len({json.loads(line)["id"] for line in lines})
+    assert await scalar(engine, "SELECT count(*) FROM dead_letters") == 0
+
+
+async def _ready(health: Any) -> bool:
+    return bool(health.ready)
+
+
+async def test_three_replicas_build_the_same_projection_as_one(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis_client: aioredis.Redis,
+    postgres_server: PostgresServer,
+    template_database: str,
+) -> None:
+    from conftest import _admin
+
+    lines = corpus(400)
+    single = settings.model_copy(update={"batch_size": 25})
+    group = single.model_copy(update={"group": single.group + "-replicas", "batch_size": 7})
+    await publish(redis_client, single.stream, lines)
+    for name in (single.group, group.group):
+        await ensure_group(redis_client, single.stream, name)
+    async with projector_running(single, engine):
+        await eventually(lambda: pending(redis_client, single), lambda n: n == 0)
+        await eventually(lambda: _lag(redis_client, single), lambda lag: lag == 0)
+    expected = await dump_projection(engine)
+
+    name = f"replicas_{os.getpid()}_{id(lines)}"
+    await _admin(postgres_server, f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    other = create_engine(postgres_server.url_for(name))
+    try:
+        replicas = [group.model_copy(update={"consumer": f"replica-{n}"}) for n in range(3)]
+        async with (
+            projector_running(replicas[0], other),
+            projector_running(replicas[1], other),
+            projector_running(replicas[2], other),
+        ):
+            await eventually(lambda: _lag(redis_client, group), lambda lag: lag == 0)
+            await eventually(lambda: pending(redis_client, group), lambda n: n == 0)
+        assert await dump_projection(other) == expected
+        consumers = await redis_client.xinfo_consumers(group.stream, group.group)
+        assert len(consumers) == 3
+    finally:
+        await other.dispose()
+        await _admin(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def _lag(client: aioredis.Redis, settings: Settings) -> int:
+    """1 until the group has been handed the stream's last entry (Redis 6.2 has no 'lag')."""
+    groups = await client.xinfo_groups(settings.stream)
+    group = next(g for g in groups if g["name"].decode() == settings.group)
+    last = (await client.xinfo_stream(settings.stream))["last-generated-id"]
+    return 0 if group["last-delivered-id"] == last else 1
+
+
+async def test_sigterm_finishes_the_batch_acks_and_exits_zero(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    await publish(redis_client, settings.stream, corpus(3000))
+    env = {
+        **os.environ,
+        "STANCELINE_DATABASE_URL": settings.database_url or "",
+        "STANCELINE_REDIS_URL": settings.redis_url or "",
+        "STANCELINE_STREAM": settings.stream,
+        "STANCELINE_GROUP": settings.group,
+        "STANCELINE_CONSUMER": "to-be-stopped",
+        "STANCELINE_BATCH_SIZE": "50",
+    }
+    log = (tmp_path / "projector.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "stanceline"),
+        "projector",
+        env=env,
+        stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await eventually(lambda: scalar(engine, "SELECT count(*) FROM events"), lambda n: n > 100)
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        log.close()
+
+    assert code == 0, (tmp_path / "projector.log").read_text()
+    assert await pending(redis_client, settings) == 0
+    stored = await scalar(engine, "SELECT count(*) FROM events")
+    assert 100 < stored < 3000 + len(founding_lines()) + 400
