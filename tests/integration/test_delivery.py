@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import founding_lines
-from fixtures.servers import PostgresServer
+from fixtures.servers import PostgresServer, RedisServer
 from stanceline.projector.consumer import ensure_group
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
@@ -122,6 +122,7 @@ async def test_postgres_going_away_mid_ingest_loses_and_dead_letters_nothing(
             await eventually(lambda: _ready(projector.health), lambda ready: not ready)
         finally:
             await asyncio.to_thread(postgres_server.start)
+        await eventually(lambda: _lag(redis_client, small), lambda lag: lag == 0, within=60)
         await eventually(lambda: pending(redis_client, small), lambda n: n == 0, within=60)
         await eventually(lambda: _ready(projector.health), lambda ready: ready)
 
@@ -216,3 +217,37 @@ async def test_sigterm_finishes_the_batch_acks_and_exits_zero(
     assert await pending(redis_client, settings) == 0
     stored = await scalar(engine, "SELECT count(*) FROM events")
     assert 100 < stored < 3000 + len(founding_lines()) + 400
+
+
+async def test_redis_going_away_mid_ingest_reconnects_and_resumes(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis_client: aioredis.Redis,
+    redis_server: RedisServer,
+) -> None:
+    if not redis_server.controllable:
+        pytest.skip("the configured Redis is not ours to stop")
+    lines = corpus(200)
+    small = settings.model_copy(update={"batch_size": 20, "reclaim_idle_ms": 1000})
+    await ensure_group(redis_client, small.stream, small.group)
+    await publish(redis_client, small.stream, lines[:100])
+    async with projector_running(small, engine) as projector:
+        await eventually(lambda: scalar(engine, "SELECT count(*) FROM events"), lambda n: n > 0)
+        await redis_client.execute_command("SAVE")  # the embedded Redis keeps its AOF too
+        await asyncio.to_thread(redis_server.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(redis_server.start)
+        # The test's own client held connections to the old server; the projector's
+        # components must find their way back by themselves.
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            await publish(client, small.stream, lines[100:])
+            await eventually(lambda: _lag(client, small), lambda lag: lag == 0, within=60)
+            await eventually(lambda: pending(client, small), lambda n: n == 0, within=60)
+            await eventually(lambda: _ready(projector.health), lambda ready: ready)
+        finally:
+            await client.aclose()
+
+    stored = await scalar(engine, "SELECT count(DISTINCT event_id) FROM events")
+    assert stored == len({json.loads(line)["id"] for line in lines})
+    assert await scalar(engine, "SELECT count(*) FROM dead_letters") == 0

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import redis.asyncio as aioredis
 from faststream import Context
@@ -269,7 +269,37 @@ class Projector:
             self._stopping.set()
             await self.broker.stop()
             await reclaimer
+            await self._finish_own_pending()
             await self.client.aclose()
+
+    async def _finish_own_pending(self, within: float = 20.0) -> None:
+        """Handle what Redis already delivered to us before exiting.
+
+        Stopping FastStream can cancel an XREADGROUP that Redis has already
+        answered: those entries are ours but were never handled. Reading our own
+        pending list (id ``0``) finishes them now instead of leaving them for a
+        reclaimer. Bounded: if Postgres is away, they stay pending, as before.
+        """
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    # A RESP2 client (ours) answers [[stream, [(id, fields), ...]]].
+                    answer = await self.client.xreadgroup(
+                        self.settings.group,
+                        self.consumer,
+                        {self.settings.stream: "0"},
+                        count=self.settings.batch_size,
+                    )
+                    entries: list[tuple[str, dict[bytes, bytes] | None]] = [
+                        (bytes(i).decode(), fields)
+                        for _, batch in cast("list[Any]", answer)
+                        for i, fields in batch
+                    ]
+                    if not entries:
+                        return
+                    await self.handle(entries)
+        except (TimeoutError, RedisError) as exc:
+            log.warning("left entries pending at shutdown (%s); a reclaimer will take them", exc)
 
     async def _wait_for_redis(self, stop: asyncio.Event) -> None:
         delay = 0.2
