@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import founding_lines
 from stanceline.contract import Event
+from stanceline.ops.rebuild import rebuild
 from stanceline.store.db import create_engine, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted, BatchReport
@@ -140,9 +143,18 @@ async def test_moving_an_actor_moves_its_points_between_rollups(engine: AsyncEng
     assert rollups == {("child", "s1"), ("right", "s1")}
 
 
+def _twin(line: bytes, event_id: str) -> dict[str, Any]:
+    """The same recording published again under another event id."""
+    document: dict[str, Any] = json.loads(line)
+    document["id"] = event_id
+    return document
+
+
 def _scenario() -> list[Event]:
-    """Founding example plus corrections, retractions and a hierarchy move."""
+    """Founding example plus corrections, retractions, a hierarchy move, and a
+    statement recorded twice with the same body (the smaller event id is named)."""
     extra = [
+        _twin(founding_lines()[-1], "a-twin-recording"),
         statement(
             "x-corr",
             "2024-05-30.us.white-house.arms-inside-russia",
@@ -200,6 +212,8 @@ async def _check_any_order(database_url: str, seed: int, batch: int) -> None:
 
         assert await dump_projection(engine) == expected
         assert await series_rows(engine) == predicted_series_rows(SCENARIO)
+        rebuilt = await rebuild(engine, dry_run=True)
+        assert rebuilt.differences == dict.fromkeys(rebuilt.differences or {}, 0)
     finally:
         await engine.dispose()
 
@@ -241,3 +255,18 @@ async def test_an_older_registration_that_loses_is_not_checked_for_cycles(
             (await conn.execute(sa.text("SELECT actor_id, parent_id FROM actors"))).all()
         )
     assert parents == {"a": None, "b": "a"}
+
+
+async def test_of_identical_recordings_the_smallest_event_id_is_named_in_any_order(
+    engine: AsyncEngine,
+) -> None:
+    later = _twin(founding_lines()[-1], "zz-twin")
+    earlier = _twin(founding_lines()[-1], "00-twin")
+    for order in ([earlier, later], [later, earlier]):
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("TRUNCATE events, statements, series_points"))
+        report = await store(engine, [parsed(order[0]), parsed(order[1])], batch=1)
+        assert (report.appended, report.dead_lettered) == (2, 0)
+        async with engine.connect() as conn:
+            named = await conn.scalar(sa.text("SELECT recorded_by FROM statements"))
+        assert named == "00-twin"

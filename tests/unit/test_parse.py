@@ -191,9 +191,34 @@ def test_absurd_dates_are_rejected(value: str, field: str) -> None:
     assert rejected(statement(said_at=value)).field == field
 
 
-def test_earliest_date_with_an_eastern_offset_is_accepted() -> None:
-    event = accepted(statement(said_at="0001-01-01T00:00:00+23:59"))
-    assert event.data.said_at.year == 1
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+23:59",  # the UTC instant lies in year 0
+        "0001-01-01T00:00:00Z",  # asyncpg would store it as -infinity
+        "9999-12-31T23:59:59.999999Z",  # ... and this as infinity
+        "9999-12-31T23:00:00-01:00",  # the UTC instant lies in year 10000
+    ],
+)
+@pytest.mark.parametrize("field", ["time", "said_at", "published_at"])
+def test_instants_beyond_the_calendar_are_rejected_at_their_field(value: str, field: str) -> None:
+    document = statement()
+    if field == "time":
+        document["time"] = value
+    else:
+        document["data"][field] = value
+    rejection = rejected(document)
+    path = field if field == "time" else f"data.{field}"
+    assert rejection.field == path
+    assert rejection.reason.startswith(f"{path}: must lie after 0001-01-01T00:00:00Z")
+
+
+def test_the_instants_just_inside_the_calendar_are_accepted() -> None:
+    first = accepted(statement(said_at="0001-01-01T00:00:00.000001Z"))
+    assert first.data.said_at.year == 1
+    last = statement(said_at="2024-01-01T00:00:00Z")
+    last["time"] = "9999-12-31T23:59:59.999998Z"
+    assert accepted(last).time.year == 9999
 
 
 # --- the envelope -------------------------------------------------------------------

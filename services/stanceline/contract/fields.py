@@ -7,10 +7,17 @@ the patterns are exported so a test can check that the twins agree.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, Field, Strict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    Strict,
+    StringConstraints,
+)
 from pydantic_core import PydanticCustomError
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]+$"
@@ -41,12 +48,38 @@ def _require_rfc3339_text(value: Any) -> Any:
     )
 
 
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
+def _inside_the_calendar(value: datetime) -> datetime:
+    """Refuse instants that Python and the store cannot hold as what they are.
+
+    RFC 3339 allows ``0001-01-01T00:00:00+00:01``, whose UTC instant falls in
+    year 0; and asyncpg writes the first and last microseconds of Python's
+    calendar as -infinity/infinity and reads them back naive. Such an event
+    would be stored wrongly or fail the store, so it is refused at the field.
+    """
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not _FIRST_INSTANT < instant < _LAST_INSTANT:
+        raise PydanticCustomError(
+            "calendar",
+            "must lie after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59.999999Z",
+        )
+    return value
+
+
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)
 ]
 """A statement, actor or topic id: 1–128 of letters, digits and `.` `_` `:` `-`."""
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_rfc3339_text)]
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_require_rfc3339_text), AfterValidator(_inside_the_calendar)
+]
 """An instant with its offset, as RFC 3339 text on the wire."""
 
 HttpUrlText = Annotated[str, StringConstraints(pattern=HTTP_URL_PATTERN)]

@@ -2,8 +2,9 @@
 
 Each rule is commutative on purpose, so the state after a set of facts does
 not depend on their arrival order: a correction always supersedes the
-recorded body, the latest correction wins, and the latest retraction is the
-one kept (any retraction hides the statement). A second, different
+recorded body, the latest correction wins, the latest retraction is the
+one kept (any retraction hides the statement), and of several identical
+recordings the smallest event id is the one named. A second, different
 ``recorded`` for the same statement is rejected before it gets here.
 """
 
@@ -45,7 +46,7 @@ def apply_statement_fact(state: StatementState | None, fact: StatementFact) -> S
     version = version_of(fact)
     match fact:
         case StatementRecorded():
-            if current.recorded_by is not None:
+            if current.recorded_by is not None and current.recorded_by <= fact.event_id:
                 return current
             body = current.body if current.corrected_by is not None else fact.body
             return replace(current, recorded_by=fact.event_id, body=body)

@@ -53,31 +53,29 @@ async def append_events(conn: AsyncConnection, items: Sequence[Accepted]) -> set
         return set()
     statement = (
         insert(events)
-        .values([event_row(item) for item in items])
         .on_conflict_do_nothing(index_elements=[events.c.event_id])
         .returning(events.c.event_id)
     )
-    return set((await conn.execute(statement)).scalars())
+    return set((await conn.execute(statement, [event_row(item) for item in items])).scalars())
 
 
 async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence[Rejected]) -> None:
     """Record rejects; a redelivered entry bumps its row instead of adding one."""
     if not items:
         return
-    statement = insert(dead_letters).values(
-        [
-            {
-                "stream": stream if item.stream_entry_id else None,
-                "stream_entry_id": item.stream_entry_id,
-                "raw": item.raw,
-                "reason": item.reason,
-                "field": item.field,
-                "event_id": item.event_id,
-                "delivery_count": item.delivery_count,
-            }
-            for item in items
-        ]
-    )
+    rows = [
+        {
+            "stream": stream if item.stream_entry_id else None,
+            "stream_entry_id": item.stream_entry_id,
+            "raw": item.raw,
+            "reason": item.reason,
+            "field": item.field,
+            "event_id": item.event_id,
+            "delivery_count": item.delivery_count,
+        }
+        for item in items
+    ]
+    statement = insert(dead_letters)
     statement = statement.on_conflict_do_update(
         constraint="uq_dead_letters_stream_entry",
         set_={
@@ -89,4 +87,4 @@ async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence
             "field": statement.excluded.field,
         },
     )
-    await conn.execute(statement)
+    await conn.execute(statement, rows)

@@ -47,20 +47,19 @@ async def load_hierarchy(conn: AsyncConnection) -> tuple[Parents, dict[str, Vers
 async def upsert_actors(conn: AsyncConnection, facts: Sequence[ActorRegistered]) -> None:
     if not facts:
         return
-    statement = insert(actors).values(
-        [
-            {
-                "actor_id": f.actor_id,
-                "name": f.name,
-                "kind": f.kind,
-                "parent_id": f.parent_id,
-                "aliases": list(f.aliases),
-                "registered_time": f.time,
-                "registered_by": f.event_id,
-            }
-            for f in latest_per_key(facts, "actor_id")
-        ]
-    )
+    rows = [
+        {
+            "actor_id": f.actor_id,
+            "name": f.name,
+            "kind": f.kind,
+            "parent_id": f.parent_id,
+            "aliases": list(f.aliases),
+            "registered_time": f.time,
+            "registered_by": f.event_id,
+        }
+        for f in latest_per_key(facts, "actor_id")
+    ]
+    statement = insert(actors)
     excluded = statement.excluded
     await conn.execute(
         statement.on_conflict_do_update(
@@ -81,26 +80,26 @@ async def upsert_actors(conn: AsyncConnection, facts: Sequence[ActorRegistered])
                 sa.tuple_(actors.c.registered_time, actors.c.registered_by)
                 < sa.tuple_(excluded.registered_time, excluded.registered_by),
             ),
-        )
+        ),
+        rows,
     )
 
 
 async def upsert_topics(conn: AsyncConnection, facts: Sequence[TopicRegistered]) -> None:
     if not facts:
         return
-    statement = insert(topics).values(
-        [
-            {
-                "topic_id": f.topic_id,
-                "title": f.title,
-                "kind": f.kind,
-                "description": f.description,
-                "registered_time": f.time,
-                "registered_by": f.event_id,
-            }
-            for f in latest_per_key(facts, "topic_id")
-        ]
-    )
+    rows = [
+        {
+            "topic_id": f.topic_id,
+            "title": f.title,
+            "kind": f.kind,
+            "description": f.description,
+            "registered_time": f.time,
+            "registered_by": f.event_id,
+        }
+        for f in latest_per_key(facts, "topic_id")
+    ]
+    statement = insert(topics)
     excluded = statement.excluded
     await conn.execute(
         statement.on_conflict_do_update(
@@ -114,7 +113,8 @@ async def upsert_topics(conn: AsyncConnection, facts: Sequence[TopicRegistered])
                 sa.tuple_(topics.c.registered_time, topics.c.registered_by)
                 < sa.tuple_(excluded.registered_time, excluded.registered_by),
             ),
-        )
+        ),
+        rows,
     )
 
 
@@ -127,9 +127,9 @@ async def ensure_actors(conn: AsyncConnection, actor_ids: Iterable[str]) -> None
         (
             await conn.execute(
                 insert(actors)
-                .values([{"actor_id": a, "name": a} for a in ids])
                 .on_conflict_do_nothing(index_elements=[actors.c.actor_id])
-                .returning(actors.c.actor_id)
+                .returning(actors.c.actor_id),
+                [{"actor_id": a, "name": a} for a in ids],
             )
         )
         .scalars()
@@ -137,9 +137,8 @@ async def ensure_actors(conn: AsyncConnection, actor_ids: Iterable[str]) -> None
     )
     if created:
         await conn.execute(
-            insert(actor_lineage)
-            .values([{"actor_id": a, "ancestor_id": a, "depth": 0} for a in sorted(created)])
-            .on_conflict_do_nothing()
+            insert(actor_lineage).on_conflict_do_nothing(),
+            [{"actor_id": a, "ancestor_id": a, "depth": 0} for a in sorted(created)],
         )
 
 
@@ -147,9 +146,8 @@ async def ensure_topics(conn: AsyncConnection, topic_ids: Iterable[str]) -> None
     ids = sorted(set(topic_ids))
     if ids:
         await conn.execute(
-            insert(topics)
-            .values([{"topic_id": t, "title": t} for t in ids])
-            .on_conflict_do_nothing(index_elements=[topics.c.topic_id])
+            insert(topics).on_conflict_do_nothing(index_elements=[topics.c.topic_id]),
+            [{"topic_id": t, "title": t} for t in ids],
         )
 
 

@@ -10,9 +10,11 @@ recompute the tails of the series they touched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stanceline.contract import Event
 from stanceline.domain.catalogue import makes_cycle, wins
 from stanceline.domain.facts import (
     ActorRegistered,
@@ -28,7 +30,7 @@ from stanceline.domain.facts import (
 from stanceline.domain.statements import StatementState, apply_statement_fact
 from stanceline.store import append, catalogue, locks, series, statement_rows
 from stanceline.store.records import Accepted, BatchReport, Rejected
-from stanceline.store.translate import digest, fact_of
+from stanceline.store.translate import fact_of
 
 StatementFacts = StatementRecorded | StatementCorrected | StatementRetracted
 
@@ -52,12 +54,15 @@ async def store_batch(
     await locks.lock_keys(conn, "statement", statement_ids)
 
     stored = await append.stored_digests(conn, list(facts))
-    states, recorded_digests = await statement_rows.load_states(conn, statement_ids)
+    states = await statement_rows.load_states(conn, statement_ids)
+    recorded = await statement_rows.recorded_data(
+        conn, {f.statement_id for f in facts.values() if isinstance(f, StatementRecorded)}
+    )
     hierarchy = await _hierarchy_if_needed(conn, facts.values())
 
     keep: list[Accepted] = []
     for item in fresh:
-        reason = _rejection(item, facts[item.event.id], stored, recorded_digests, hierarchy)
+        reason = _rejection(item, facts[item.event.id], stored, recorded, hierarchy)
         if reason == "duplicate":
             report.duplicates += 1
         elif reason is not None:
@@ -72,8 +77,20 @@ async def store_batch(
     report.dead_lettered = len(dead)
 
     new_facts = [facts[item.event.id] for item in keep if item.event.id in inserted]
-    await _project(conn, new_facts, states, recorded_digests)
+    await _project(conn, new_facts, states)
     return report
+
+
+async def project_stored(conn: AsyncConnection, events: Sequence[Event]) -> None:
+    """Fold events that are already in ``events`` into the projection tables.
+
+    The projection half of ``store_batch``, for a rebuild's catch-up: no
+    appends, no dead letters, no locks (a rebuild writes tables nobody else
+    writes). Applying an event twice changes nothing, so catch-ups may overlap.
+    """
+    facts = [fact_of(e) for e in events]
+    statement_ids = {f.statement_id for f in facts if isinstance(f, StatementFacts)}
+    await _project(conn, facts, await statement_rows.load_states(conn, statement_ids))
 
 
 def _first_of_each_id(
@@ -108,7 +125,7 @@ def _rejection(
     item: Accepted,
     fact: Fact,
     stored: dict[str, str],
-    recorded_digests: dict[str, str | None],
+    recorded: dict[str, dict[str, Any]],
     hierarchy: Hierarchy | None,
 ) -> str | None:
     event_id = item.event.id
@@ -117,14 +134,14 @@ def _rejection(
             return "duplicate"
         return "id: conflict: event id already used with another body"
     if isinstance(fact, StatementRecorded):
-        data_digest = digest(item.event.model_dump(mode="json")["data"])
-        known = recorded_digests.get(fact.statement_id)
-        if known is not None and known != data_digest:
+        data = item.event.model_dump(mode="json")["data"]
+        known = recorded.get(fact.statement_id)
+        if known is not None and known != data:
             return (
                 "data.statement_id: conflict: statement already recorded with another body"
                 " (publish stanceline.statement.corrected.v1 instead)"
             )
-        recorded_digests[fact.statement_id] = data_digest
+        recorded[fact.statement_id] = data
     if isinstance(fact, ActorRegistered) and hierarchy is not None:
         parents, versions = hierarchy
         if not wins(versions.get(fact.actor_id), version_of(fact)):
@@ -156,7 +173,6 @@ async def _project(
     conn: AsyncConnection,
     facts: Sequence[Fact],
     states: dict[str, StatementState],
-    recorded_digests: dict[str, str | None],
 ) -> None:
     registrations = [f for f in facts if isinstance(f, ActorRegistered)]
     moved = False
@@ -185,7 +201,7 @@ async def _project(
         await catalogue.rebuild_lineage(conn)
     await statement_rows.save_states(
         conn,
-        [statement_rows.row_from_state(states[s], recorded_digests.get(s)) for s in touched],
+        [statement_rows.row_from_state(states[s]) for s in touched],
     )
 
     changed = [

@@ -28,6 +28,12 @@ Cut = tuple[datetime, str]
 
 BEGINNING: Cut = (datetime(1, 1, 1, tzinfo=UTC), "")
 
+CHANGE_KIND = """
+    CASE WHEN prev_stance IS NULL OR prev_stance = stance THEN 'none'
+         WHEN prev_stance = 'neutral' OR stance = 'neutral' THEN 'shift'
+         ELSE 'flip' END"""
+"""The domain's change rule (``stance.change_between``) over ``prev_stance`` and ``stance``."""
+
 _AFFECTED = """
     affected AS (
         SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
@@ -78,10 +84,7 @@ _INSERT_TAILS = sa.text(
     INSERT INTO series_points
         (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
          previous_statement_id, previous_stance)
-    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance,
-           CASE WHEN prev_stance IS NULL OR prev_stance = stance THEN 'none'
-                WHEN prev_stance = 'neutral' OR stance = 'neutral' THEN 'shift'
-                ELSE 'flip' END,
+    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
            prev_sid, prev_stance
       FROM ranked
      WHERE fresh

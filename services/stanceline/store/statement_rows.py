@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.stance import Stance
 from stanceline.domain.statements import StatementState
-from stanceline.store.tables import statements
+from stanceline.store.tables import events, statements
 
 BODY_FIELDS = tuple(StatementBody.__dataclass_fields__)
 
@@ -36,7 +36,7 @@ def state_from_row(row: Any) -> StatementState:
     )
 
 
-def row_from_state(state: StatementState, recorded_digest: str | None) -> dict[str, Any]:
+def row_from_state(state: StatementState) -> dict[str, Any]:
     body = state.body
     row: dict[str, Any] = {f: (getattr(body, f) if body else None) for f in BODY_FIELDS}
     if body is not None:
@@ -46,7 +46,6 @@ def row_from_state(state: StatementState, recorded_digest: str | None) -> dict[s
     row.update(
         statement_id=state.statement_id,
         recorded_by=state.recorded_by,
-        recorded_digest=recorded_digest,
         corrected_time=corrected[0],
         corrected_by=corrected[1],
         retracted_time=retracted[0],
@@ -58,27 +57,43 @@ def row_from_state(state: StatementState, recorded_digest: str | None) -> dict[s
 
 async def load_states(
     conn: AsyncConnection, statement_ids: Iterable[str]
-) -> tuple[dict[str, StatementState], dict[str, str | None]]:
-    """Current states and recorded digests; callers hold the statements' advisory locks."""
+) -> dict[str, StatementState]:
+    """Current states; callers hold the statements' advisory locks."""
     rows = await conn.execute(
         sa.select(statements).where(statements.c.statement_id.in_(sorted(set(statement_ids))))
     )
-    states: dict[str, StatementState] = {}
-    digests: dict[str, str | None] = {}
-    for row in rows:
-        states[row.statement_id] = state_from_row(row)
-        digests[row.statement_id] = row.recorded_digest
-    return states, digests
+    return {row.statement_id: state_from_row(row) for row in rows}
+
+
+async def recorded_data(
+    conn: AsyncConnection, statement_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The ``data`` each statement was recorded with, read from the event store.
+
+    Kept out of the projection on purpose: a re-recording is compared with
+    the stored event itself, so the projection holds nothing that only Python
+    can compute and a rebuild can be plain SQL.
+    """
+    ids = sorted(set(statement_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(statements.c.statement_id, events.c.data)
+        .join(events, events.c.event_id == statements.c.recorded_by)
+        .where(statements.c.statement_id.in_(ids))
+    )
+    return {row.statement_id: row.data for row in rows}
 
 
 async def save_states(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
-    statement = insert(statements).values(sorted(rows, key=lambda r: r["statement_id"]))
+    statement = insert(statements)
     columns = [c.name for c in statements.columns if c.name not in ("statement_id", "visible")]
     await conn.execute(
         statement.on_conflict_do_update(
             index_elements=[statements.c.statement_id],
             set_={c: statement.excluded[c] for c in columns},
-        )
+        ),
+        sorted(rows, key=lambda r: r["statement_id"]),
     )

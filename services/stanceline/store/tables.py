@@ -122,9 +122,8 @@ statements = sa.Table(
     sa.Column("statement_id", Id, primary_key=True),
     # The statement as it reads now (latest correction, else as recorded) ...
     *_body_columns(""),
-    # ... and as first recorded, kept to tell a redelivery from a conflicting re-recording.
+    # ... and which recording it was (of several identical ones, the smallest event id).
     sa.Column("recorded_by", Id),
-    sa.Column("recorded_digest", sa.String(64)),
     sa.Column("corrected_time", Tz),
     sa.Column("corrected_by", Id),
     sa.Column("retracted_time", Tz),
@@ -190,5 +189,16 @@ changes = sa.Table(
 order depends on arrival, so it is kept out of projection comparisons.
 ``xact_id`` is the writing transaction's id; readers only go up to the oldest
 transaction still in flight, so a late commit can never be skipped."""
+
+projection_meta = sa.Table(
+    "projection_meta",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rebuilt_at", Tz, nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+"""When the projection was last rebuilt from ``events`` (one row, or none: never)."""
 
 PROJECTION_TABLES = (actors, actor_lineage, topics, statements, series_points)

@@ -1,0 +1,230 @@
+"""Rebuilding every projection from ``events`` alone, while the service keeps running.
+
+1. Shadow tables are created in a schema of their own, from the same table
+   definitions Alembic is checked against (so index and constraint names
+   survive the swap).
+2. Set-based SQL builds them from the events up to a high-water mark
+   (``store.bulk``), in one transaction that only reads the live tables.
+3. Catch-ups fold the events appended meanwhile with the live write path's own
+   projection code, ``search_path`` pointing at the shadow schema first.
+4. One short transaction takes the write path's hierarchy lock exclusively
+   and a SHARE lock on ``events`` (writers wait; they never fail), folds the
+   last events, and swaps the shadow tables in by moving schemas. Readers wait
+   for that moment; none of them fails.
+
+Every high-water mark is read under a brief SHARE lock on ``events``: it waits
+for in-flight appends, so no position below the mark can still commit later
+(the gap problem of position-based catch-up). Applying an event twice changes
+nothing, so catch-ups may overlap. An interrupted rebuild leaves the live
+tables untouched; the next run drops the shadow schema and starts over.
+
+``--dry-run`` stops before the swap and instead compares the shadow tables
+with the live ones inside one snapshot, without blocking writers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from stanceline.store.bulk import build_from_events
+from stanceline.store.ingest import project_stored
+from stanceline.store.known import rehydrate
+from stanceline.store.locks import lock_hierarchy
+from stanceline.store.tables import PROJECTION_TABLES, changes, events, projection_meta
+
+SHADOW = "stanceline_rebuild"
+RETIRED = "stanceline_retired"
+_SCRATCH = (changes,)  # written by the fold, never swapped in: the feed is a log, kept as is
+_CATCH_UPS = 8
+"""Catch-up rounds before the final one under the lock, however fast writers append."""
+
+Progress = Callable[[int, int], None]
+"""Called with (events folded so far, events known to fold)."""
+_LAST_POSITION = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    events: int
+    seconds: float
+    swapped: bool
+    differences: dict[str, int] | None
+    """Dry runs: rows per table that differ between the rebuilt and the live projection."""
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def rebuild(
+    engine: AsyncEngine,
+    *,
+    dry_run: bool = False,
+    chunk: int = 5000,
+    progress: Progress | None = None,
+) -> RebuildReport:
+    started = time.perf_counter()
+    live = await _live_schema(engine)
+    await _fresh_shadow(engine)
+    done = await _high_water(engine)
+    async with engine.begin() as conn:
+        await _shadow_first(conn, live)
+        applied = await build_from_events(conn, f"{live}.events", done)
+    if progress is not None:
+        progress(applied, done)
+    for _ in range(_CATCH_UPS):
+        backlog = await _high_water(engine) - done
+        if backlog <= chunk:
+            break  # small enough to finish in the final transaction
+        applied, done = await _catch_up(engine, live, done, chunk, progress, applied)
+        if await _high_water(engine) - done >= backlog:
+            break  # writers outpace us: the final transaction takes the rest
+    if dry_run:
+        differences, applied = await _compare(engine, live, done, chunk, applied)
+    else:
+        differences = None
+        async with engine.begin() as conn:
+            # Every write batch takes the hierarchy lock before it touches a table, so
+            # holding it exclusively waits for batches in flight and keeps new ones out
+            # before the swap's table locks are asked for: no lock-order deadlock.
+            await lock_hierarchy(conn, exclusive=True)
+            await conn.execute(sa.text(f"LOCK TABLE {live}.events IN SHARE MODE"))
+            applied += await _apply_in(conn, live, done, chunk)
+            await _swap(conn, live)
+            await _record(conn, applied, time.perf_counter() - started)
+        await _drop(engine, RETIRED)
+    await _drop(engine, SHADOW)
+    return RebuildReport(applied, time.perf_counter() - started, not dry_run, differences)
+
+
+async def _live_schema(engine: AsyncEngine) -> str:
+    async with engine.connect() as conn:
+        return str(await conn.scalar(sa.text("SELECT current_schema()")))
+
+
+async def _fresh_shadow(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE"))
+        await conn.execute(sa.text(f"CREATE SCHEMA {SHADOW}"))
+        shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
+        tables = [*PROJECTION_TABLES, *_SCRATCH]
+        await shadow.run_sync(lambda c: tables[0].metadata.create_all(c, tables=tables))
+
+
+async def _shadow_first(conn: AsyncConnection, live: str) -> None:
+    await conn.execute(sa.text(f"SET LOCAL search_path TO {SHADOW}, {live}"))
+
+
+async def _high_water(engine: AsyncEngine) -> int:
+    """The last position below which nothing can still commit (see the module docstring)."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
+        return int(await conn.scalar(_LAST_POSITION) or 0)
+
+
+async def _catch_up(
+    engine: AsyncEngine,
+    live: str,
+    after: int,
+    chunk: int,
+    progress: Progress | None,
+    applied: int,
+) -> tuple[int, int]:
+    """Fold the events committed after ``after``, a chunk per transaction."""
+    upto = await _high_water(engine)
+    position = after
+    while position < upto:
+        async with engine.begin() as conn:
+            count, position = await _chunk(conn, live, position, upto, chunk)
+        applied += count
+        if progress is not None:
+            progress(applied, applied + upto - position)
+    return applied, upto
+
+
+async def _apply_in(conn: AsyncConnection, live: str, after: int, chunk: int) -> int:
+    """Fold every event after ``after`` that this transaction can see."""
+    count = 0
+    position = after
+    while True:
+        count_here, position = await _chunk(conn, live, position, None, chunk)
+        if count_here == 0:
+            return count
+        count += count_here
+
+
+async def _chunk(
+    conn: AsyncConnection, live: str, after: int, upto: int | None, chunk: int
+) -> tuple[int, int]:
+    """Fold the next events into the shadow tables; returns (count, last position)."""
+    query = sa.select(events).where(events.c.position > after)
+    if upto is not None:
+        query = query.where(events.c.position <= upto)
+    rows = (await conn.execute(query.order_by(events.c.position).limit(chunk))).all()
+    if not rows:
+        return 0, after if upto is None else upto
+    await _shadow_first(conn, live)
+    await project_stored(conn, [rehydrate(r) for r in rows])
+    await conn.execute(sa.text(f"SET LOCAL search_path TO {live}"))
+    return len(rows), rows[-1].position
+
+
+async def _compare(
+    engine: AsyncEngine, live: str, after: int, chunk: int, applied: int
+) -> tuple[dict[str, int], int]:
+    """Catch up and compare inside one snapshot: the live tables and the events it
+    sees were committed together, so both sides stand at the same moment."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        applied += await _apply_in(conn, live, after, chunk)
+        differences = await _differences(conn, live)
+        await conn.rollback()
+    return differences, applied
+
+
+async def _differences(conn: AsyncConnection, live: str) -> dict[str, int]:
+    result = {}
+    for table in PROJECTION_TABLES:
+        name = table.name
+        columns = ", ".join(c.name for c in table.columns)
+        here, there = (
+            f"SELECT {columns} FROM {live}.{name}",
+            f"SELECT {columns} FROM {SHADOW}.{name}",
+        )
+        query = sa.text(
+            f"SELECT (SELECT count(*) FROM ({here} EXCEPT ALL {there}) a)"
+            f" + (SELECT count(*) FROM ({there} EXCEPT ALL {here}) b)"
+        )
+        result[name] = int(await conn.scalar(query) or 0)
+    return result
+
+
+async def _swap(conn: AsyncConnection, live: str) -> None:
+    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE"))
+    await conn.execute(sa.text(f"CREATE SCHEMA {RETIRED}"))
+    for table in PROJECTION_TABLES:
+        await conn.execute(sa.text(f"ALTER TABLE {live}.{table.name} SET SCHEMA {RETIRED}"))
+        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} SET SCHEMA {live}"))
+
+
+async def _record(conn: AsyncConnection, applied: int, seconds: float) -> None:
+    row = {"id": 1, "rebuilt_at": datetime.now(UTC), "events": applied, "seconds": seconds}
+    statement = insert(projection_meta).values(row)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[projection_meta.c.id],
+            set_={k: statement.excluded[k] for k in ("rebuilt_at", "events", "seconds")},
+        )
+    )
+
+
+async def _drop(engine: AsyncEngine, schema: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
