@@ -410,6 +410,8 @@ class Trial:
                 self.servers.redis.stop()
                 await asyncio.sleep(self.rng.uniform(0.5, 2.0))
                 self.servers.redis.start()
+                # Our pooled connections went to the old process: publish on new ones.
+                await self.client.connection_pool.disconnect()
             self.restarts["redis"] += 1
             _say("Redis is back")
 

@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import founding_lines
 from stanceline.contract import Event
+from stanceline.domain.facts import Fact
 from stanceline.ops.rebuild import rebuild
 from stanceline.store.db import create_engine, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted, BatchReport
 from support.dump import dump_projection, predicted_series_rows, series_rows
-from support.events import actor, parsed, retraction, statement
+from support.events import actor, event_of, parsed, retraction, statement
+from support.strategies import worlds
 
 FOUNDING = [parsed(line) for line in founding_lines()]
 
@@ -192,30 +194,38 @@ def _scenario() -> list[Event]:
 SCENARIO = _scenario()
 
 
-async def _check_any_order(database_url: str, seed: int, batch: int) -> None:
-    """Permute and duplicate the scenario: the dump must equal the in-order run's, and
-    the series must equal the pure fold's."""
-    rng = random.Random(seed)
-    shuffled = SCENARIO + rng.sample(SCENARIO, k=8)
-    rng.shuffle(shuffled)
+async def _check_any_order(
+    database_url: str, events: list[Event], arrival: list[Event], batch: int
+) -> None:
+    """Store ``events`` in one batch, then ``arrival`` (a permutation with duplicates)
+    in batches of ``batch``: the dumps must be equal, the series must be the pure
+    fold's, and a rebuild from ``events`` must find nothing to change."""
     engine = create_engine(database_url)
     tables = "events, dead_letters, actors, actor_lineage, topics, statements, series_points"
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"TRUNCATE {tables}"))
-        await store(engine, SCENARIO, batch=len(SCENARIO))
+        await store(engine, events, batch=len(events))
         expected = await dump_projection(engine)
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"TRUNCATE {tables}"))
 
-        await store(engine, shuffled, batch=batch)
+        report = await store(engine, arrival, batch=batch)
 
+        assert (report.appended, report.dead_lettered) == (len(events), 0)
         assert await dump_projection(engine) == expected
-        assert await series_rows(engine) == predicted_series_rows(SCENARIO)
+        assert await series_rows(engine) == predicted_series_rows(events)
         rebuilt = await rebuild(engine, dry_run=True)
         assert rebuilt.differences == dict.fromkeys(rebuilt.differences or {}, 0)
     finally:
         await engine.dispose()
+
+
+def _shuffled(seed: int) -> list[Event]:
+    rng = random.Random(seed)
+    shuffled = SCENARIO + rng.sample(SCENARIO, k=8)
+    rng.shuffle(shuffled)
+    return shuffled
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
@@ -223,7 +233,7 @@ async def _check_any_order(database_url: str, seed: int, batch: int) -> None:
 async def test_any_order_with_duplicates_gives_identical_tables(
     database_url: str, seed: int, batch: int
 ) -> None:
-    await _check_any_order(database_url, seed, batch)
+    await _check_any_order(database_url, SCENARIO, _shuffled(seed), batch)
 
 
 @pytest.mark.slow
@@ -232,7 +242,33 @@ async def test_any_order_with_duplicates_gives_identical_tables(
 async def test_any_order_with_duplicates_gives_identical_tables_many(
     database_url: str, seed: int, batch: int
 ) -> None:
-    await _check_any_order(database_url, seed, batch)
+    await _check_any_order(database_url, SCENARIO, _shuffled(seed), batch)
+
+
+def _arrivals(world: list[Fact], data: st.DataObject) -> tuple[list[Event], list[Event], int]:
+    events = [parsed(event_of(fact)) for fact in world]
+    again = data.draw(st.lists(st.sampled_from(events), max_size=6), label="duplicates")
+    arrival = data.draw(st.permutations(events + again), label="arrival")
+    return events, arrival, data.draw(st.integers(1, 8), label="batch")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(world=worlds(max_statements=12), data=st.data())
+async def test_any_world_in_any_order_gives_the_folds_tables(
+    database_url: str, world: list[Fact], data: st.DataObject
+) -> None:
+    """Hypothesis-made worlds (re-registrations, twin recordings, corrections and
+    retractions before their statement, shared said_at instants) through the store."""
+    await _check_any_order(database_url, *_arrivals(world, data))
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(world=worlds(), data=st.data())
+async def test_any_world_in_any_order_gives_the_folds_tables_many(
+    database_url: str, world: list[Fact], data: st.DataObject
+) -> None:
+    await _check_any_order(database_url, *_arrivals(world, data))
 
 
 async def test_an_older_registration_that_loses_is_not_checked_for_cycles(

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import worlds
 
 from stanceline.contract import Rejection, parse_event
 from stanceline.domain.catalogue import Actor, Topic, descendants, lineage, makes_cycle
@@ -38,6 +37,7 @@ from stanceline.domain.stance import Change, Stance, change_between, default_sco
 from stanceline.domain.statements import StatementState, apply_statement_fact
 from stanceline.domain.timeline import Point, as_of, timeline
 from stanceline.store.translate import fact_of
+from support.strategies import worlds
 
 FOUNDING = Path(__file__).resolve().parents[2] / "contracts" / "examples" / "founding-example.jsonl"
 ARMS = "us-arms-strikes-inside-russia"

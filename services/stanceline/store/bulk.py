@@ -56,10 +56,12 @@ _STATEMENTS = f"""
     SELECT ids.statement_id,
            b.d ->> 'actor_id', b.d ->> 'topic_id', (b.d ->> 'said_at')::timestamptz,
            b.d ->> 'stance',
-           coalesce((b.d ->> 'score')::float8,
-                    CASE b.d ->> 'stance' WHEN 'support' THEN 1.0
-                                          WHEN 'oppose' THEN -1.0 ELSE 0.0 END),
-           coalesce((b.d ->> 'confidence')::float8, 1.0),
+           -- Defaults only for a body: a statement known only by its retraction has none.
+           CASE WHEN b.d IS NOT NULL THEN
+               coalesce((b.d ->> 'score')::float8,
+                        CASE b.d ->> 'stance' WHEN 'support' THEN 1.0
+                                              WHEN 'oppose' THEN -1.0 ELSE 0.0 END) END,
+           CASE WHEN b.d IS NOT NULL THEN coalesce((b.d ->> 'confidence')::float8, 1.0) END,
            b.d -> 'speaker' ->> 'name', b.d -> 'speaker' ->> 'role', b.d ->> 'quote',
            b.d ->> 'source_url', (b.d ->> 'published_at')::timestamptz,
            b.d ->> 'speech_act', b.d ->> 'certainty',
