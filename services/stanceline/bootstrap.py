@@ -119,7 +119,9 @@ async def run_service(
             worker = Projector(settings, engine, servers.redis_url, health)
             tasks.append(asyncio.create_task(worker.run(stop), name="projector"))
         if api:
-            app = create_app(engine=engine, projector=health)
+            app = create_app(
+                engine=engine, projector=health, settings=settings, redis_url=servers.redis_url
+            )
             server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         _on_signals(stop, *([lambda: setattr(server, "should_exit", True)] if server else []))

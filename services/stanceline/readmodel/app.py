@@ -2,7 +2,9 @@
 
 The engine is handed in (or built in the lifespan from a URL), never
 created at import; ``stanceline up`` passes the projector's health so
-``/readyz`` reports an ingest that is stuck retrying.
+``/readyz`` reports an ingest that is stuck retrying. With settings that
+carry an admin token, ``/v1/admin`` is mounted and its Redis client is
+built in the lifespan.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -19,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.projector.health import ProjectorHealth
 from stanceline.readmodel import problems
-from stanceline.readmodel.routes import router
+from stanceline.readmodel.routes import admin_router, router
+from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 
 
@@ -28,14 +32,24 @@ def create_app(
     engine: AsyncEngine | None = None,
     database_url: str | None = None,
     projector: ProjectorHealth | None = None,
+    settings: Settings | None = None,
+    redis_url: str | None = None,
 ) -> FastAPI:
+    """``redis_url`` defaults to the settings' (``stanceline up`` passes its embedded one)."""
+    token = settings.admin_token if settings is not None else None
+    admin = token is not None and token.get_secret_value() != ""
+    redis_url = redis_url or (settings.redis_url if settings is not None else None)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
         app.state.engine = engine or create_engine(_required(database_url))
+        app.state.redis = aioredis.Redis.from_url(redis_url) if admin and redis_url else None
         try:
             yield
         finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
             if owned:
                 await app.state.engine.dispose()
 
@@ -46,8 +60,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.projector = projector
+    app.state.settings = settings
+    app.state.admin_token = token if admin else None
     problems.install(app)
     app.include_router(router)
+    if admin:
+        app.include_router(admin_router)
     app.mount("/metrics", make_asgi_app())
 
     @app.get("/healthz", tags=["health"])

@@ -62,6 +62,26 @@ class NotReady(ApiError):
     title = "Not ready"
 
 
+class Unavailable(ApiError):
+    status = 503
+    kind = "unavailable"
+    title = "A server this answer needs is unavailable"
+
+
+class Unauthorized(ApiError):
+    """401 with the RFC 6750 challenge that tells a client how to authenticate."""
+
+    status = 401
+    kind = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, invalid_token: bool) -> None:
+        super().__init__(detail)
+        self.challenge = 'Bearer realm="stanceline-admin"' + (
+            ', error="invalid_token"' if invalid_token else ""
+        )
+
+
 def problem_response(
     status: int,
     kind: str,
@@ -94,6 +114,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return problem_response(exc.status, exc.kind, exc.title, exc.detail, request, exc.invalid)
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        response = problem_response(exc.status, exc.kind, exc.title, exc.detail, request)
+        response.headers["WWW-Authenticate"] = exc.challenge
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

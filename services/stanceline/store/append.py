@@ -9,17 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stanceline.contract import Event, event_document
 from stanceline.store.records import Accepted, Rejected
 from stanceline.store.tables import dead_letters, events
-from stanceline.store.translate import digest
 
 _ENVELOPE_COLUMNS = {"id", "source", "type", "time", "data"}
 
 
 def event_row(item: Accepted) -> dict[str, Any]:
     event = item.event
-    document = event_document(event)
+    document = item.document
     data = document["data"]
     return {
         "event_id": event.id,
@@ -28,16 +26,12 @@ def event_row(item: Accepted) -> dict[str, Any]:
         "time": event.time,
         "data": data,
         "envelope": {k: v for k, v in document.items() if k not in _ENVELOPE_COLUMNS},
-        "digest": digest(document),
+        "digest": item.digest,
         "statement_id": data.get("statement_id"),
         "actor_id": data.get("actor_id"),
         "topic_id": data.get("topic_id"),
         "stream_entry_id": item.stream_entry_id,
     }
-
-
-def event_digest(event: Event) -> str:
-    return digest(event_document(event))
 
 
 async def stored_digests(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, str]:

@@ -100,7 +100,7 @@ def _first_of_each_id(
     duplicates, or conflicts when their body differs."""
     first: dict[str, tuple[Accepted, str]] = {}
     for item in items:
-        d = append.event_digest(item.event)
+        d = item.digest
         seen = first.get(item.event.id)
         if seen is None:
             first[item.event.id] = (item, d)
@@ -130,11 +130,11 @@ def _rejection(
 ) -> str | None:
     event_id = item.event.id
     if event_id in stored:
-        if stored[event_id] == append.event_digest(item.event):
+        if stored[event_id] == item.digest:
             return "duplicate"
         return "id: conflict: event id already used with another body"
     if isinstance(fact, StatementRecorded):
-        data = item.event.model_dump(mode="json")["data"]
+        data = item.document["data"]
         known = recorded.get(fact.statement_id)
         if known is not None and known != data:
             return (

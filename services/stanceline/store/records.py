@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from stanceline.contract import Event
+from stanceline.contract import Event, event_document
+from stanceline.store.translate import digest
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """An entry the contract accepted, with what it came as."""
+    """An entry the contract accepted, with what it came as.
+
+    The stored document and its digest are computed once here: the write path
+    needs them to dedupe, to compare re-recordings and to append.
+    """
 
     event: Event
     raw: bytes
     stream_entry_id: str | None = None
+    document: dict[str, Any] = field(init=False, repr=False, compare=False)
+    digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        document = event_document(self.event)
+        object.__setattr__(self, "document", document)
+        object.__setattr__(self, "digest", digest(document))
 
 
 @dataclass(frozen=True, slots=True)

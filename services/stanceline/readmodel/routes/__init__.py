@@ -1,9 +1,11 @@
-"""The ``/v1`` routes, one module per kind of question."""
+"""The ``/v1`` routes, one module per kind of question; ``/v1/admin`` apart, mounted
+only when an admin token is configured."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from stanceline.readmodel.routes.admin import router as admin
 from stanceline.readmodel.routes.analytics import router as analytics
 from stanceline.readmodel.routes.catalogue import router as catalogue
 from stanceline.readmodel.routes.feed import router as feed
@@ -12,3 +14,6 @@ from stanceline.readmodel.routes.stances import router as stances
 router = APIRouter(prefix="/v1")
 for part in (catalogue, stances, analytics, feed):
     router.include_router(part)
+
+admin_router = APIRouter(prefix="/v1")
+admin_router.include_router(admin)

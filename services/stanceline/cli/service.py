@@ -1,41 +1,27 @@
-"""The ``stanceline`` command: thin commands over the service's parts."""
+"""Running the service: everything at once, or one part per process."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import redis.asyncio as aioredis
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 
 from stanceline import bootstrap
+from stanceline.cli.common import (
+    Host,
+    Port,
+    app,
+    console,
+    setup_logging,
+)
 from stanceline.ops.migrate import migrate as run_migrations
 from stanceline.ops.publish import publish_lines
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
-
-app = typer.Typer(
-    help="stanceline: event-sourced stance tracking.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(stderr=True)
-
-Host = Annotated[str, typer.Option(help="Interface for the HTTP API.")]
-Port = Annotated[int, typer.Option(help="Port for the HTTP API.")]
-
-
-def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-    )
 
 
 @app.command()
@@ -49,7 +35,7 @@ def up(
     With neither STANCELINE_DATABASE_URL nor STANCELINE_REDIS_URL set, embedded
     Postgres and Redis start with their data under STANCELINE_DATA_DIR.
     """
-    _logging()
+    setup_logging()
     settings = Settings()
     servers = bootstrap.start_servers(settings, allow_embedded=True)
 
@@ -67,6 +53,12 @@ def up(
             )
         if servers.embedded:
             console.print(f"  data: {settings.data_dir.resolve()}")
+            console.print(
+                f"  operate: STANCELINE_DATABASE_URL='{servers.database_url}' "
+                f"STANCELINE_REDIS_URL='{servers.redis_url}' stanceline status",
+                highlight=False,
+                markup=False,
+            )
 
     try:
         asyncio.run(
@@ -89,7 +81,7 @@ def up(
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (Alembic) to STANCELINE_DATABASE_URL."""
-    _logging()
+    setup_logging()
     settings = Settings()
     if not settings.database_url:
         raise typer.BadParameter("set STANCELINE_DATABASE_URL")
@@ -108,7 +100,7 @@ def migrate() -> None:
 @app.command()
 def projector() -> None:
     """Run only the projector (consumer group member) against the configured URLs."""
-    _logging()
+    setup_logging()
     settings = Settings()
     servers = bootstrap.start_servers(settings, allow_embedded=False)
     asyncio.run(bootstrap.run_service(settings, servers, api=False, projector=True))
@@ -117,7 +109,7 @@ def projector() -> None:
 @app.command()
 def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Run only the read API against STANCELINE_DATABASE_URL."""
-    _logging()
+    setup_logging()
     settings = Settings()
     servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
     asyncio.run(
@@ -150,7 +142,3 @@ def publish(
     with source:
         count = asyncio.run(run())
     console.print(f"published {count} entries on {settings.stream}")
-
-
-def main() -> None:
-    app()

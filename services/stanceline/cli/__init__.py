@@ -1,0 +1,16 @@
+"""The ``stanceline`` command: thin commands over the service's parts.
+
+Each module registers its commands on the one typer app in ``common``; this
+package only gathers them.
+"""
+
+from __future__ import annotations
+
+from stanceline.cli import dlq, operate, service
+from stanceline.cli.common import app
+
+__all__ = ["app", "dlq", "main", "operate", "service"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,128 @@
+"""Operator status and dead letters over HTTP, behind a bearer token.
+
+Mounted only when ``STANCELINE_ADMIN_TOKEN`` is set: otherwise these paths are
+unknown (404, like any other) and absent from the OpenAPI document. Read-only
+on purpose: redrive and rebuild change data, and stay on the CLI, where an
+operator runs them deliberately.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, Field, SecretStr
+from redis.exceptions import RedisError
+
+from stanceline.ops import dlq
+from stanceline.ops.status import Status, status
+from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
+from stanceline.readmodel.problems import NotFound, Unauthorized, Unavailable, documented
+from stanceline.readmodel.routes.deps import Reader
+from stanceline.store.errors import is_transient
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="AdminToken",
+    description="`Authorization: Bearer <STANCELINE_ADMIN_TOKEN>`",
+)
+
+
+async def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    token: SecretStr = request.app.state.admin_token
+    if credentials is None:
+        raise Unauthorized(
+            "send Authorization: Bearer <STANCELINE_ADMIN_TOKEN>", invalid_token=False
+        )
+    given = credentials.credentials.encode()
+    if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        raise Unauthorized("the bearer token is not the admin token", invalid_token=True)
+
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=documented(401),
+)
+
+Reason = Annotated[
+    str | None,
+    Query(
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="The field a rejection names (`data.said_at`, `delivery`), a dotted "
+        "prefix of it (`data`), or `entry` for entries that were not an event at all.",
+    ),
+]
+Since = Annotated[
+    AwareDatetime | None,
+    Query(description="Only dead letters last seen at or after this time (RFC 3339)."),
+]
+
+
+class DeadLetterList(BaseModel):
+    dead_letters: list[dlq.DeadLetter]
+    total: int = Field(description="Dead letters matching the filters, on all pages.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+@router.get("/status", response_model=Status, responses=documented(503))
+async def admin_status(request: Request) -> Status:
+    """The same document as `stanceline status --json`: stream, groups and lag, dead
+    letters by reason, the event store and the projection's version."""
+    client: aioredis.Redis | None = request.app.state.redis
+    if client is None:
+        raise Unavailable("redis: this process has no STANCELINE_REDIS_URL")
+    try:
+        return await status(request.app.state.engine, client, request.app.state.settings.stream)
+    except RedisError as exc:
+        raise Unavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        if is_transient(exc):
+            raise Unavailable(f"database: {type(exc).__name__}") from exc
+        raise
+
+
+@router.get("/dead-letters", response_model=DeadLetterList, responses=documented(400))
+async def dead_letters(
+    conn: Reader,
+    reason: Reason = None,
+    since: Since = None,
+    cursor: CursorText = None,
+    limit: Limit = 100,
+) -> DeadLetterList:
+    """Dead letters, oldest first, without their raw bytes (see the single-item route)."""
+    key = decode_cursor(cursor, int)
+    page = await dlq.list_dead_letters(
+        conn,
+        dlq.Selection(reason=reason, since=since),
+        after=key[0] if key else 0,
+        limit=limit,
+    )
+    return DeadLetterList(
+        dead_letters=page.dead_letters,
+        total=page.total,
+        next_cursor=encode_cursor(page.next_after) if page.next_after is not None else None,
+    )
+
+
+@router.get(
+    "/dead-letters/{dead_letter_id}",
+    response_model=dlq.DeadLetterDetail,
+    responses=documented(400, 404),
+)
+async def dead_letter(
+    conn: Reader, dead_letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> dlq.DeadLetterDetail:
+    """One dead letter with its raw bytes (as text when they are UTF-8, and base64)."""
+    found = await dlq.show(conn, dead_letter_id)
+    if found is None:
+        raise NotFound(f"no dead letter with id {dead_letter_id}")
+    return found
