@@ -11,6 +11,9 @@ rebuild tests hold the two to the same rows.
 The statements read ``events`` through ``{events}`` (the live table, while
 the rows go to whatever ``search_path`` finds first: the shadow schema) and
 stop at ``:upto``, a position below which nothing can still commit.
+Statements and series are built in ``parts`` disjoint slices (by a hash of
+the statement id, and of the topic id: a series never spans two topics), so
+the caller can run the slices on several connections at once.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from stanceline.store.catalogue import rebuild_lineage
 from stanceline.store.series import CHANGE_KIND
 
 _LATEST = "ORDER BY {key}, time DESC, event_id DESC"
+_SLICE = "(hashtext({key}) & 2147483647) % :parts = :part"
+_STATEMENT_SLICE = _SLICE.format(key="statement_id")
 
 _STATEMENTS = f"""
     INSERT INTO statements
@@ -39,14 +44,17 @@ _STATEMENTS = f"""
     WITH recorded AS (
         SELECT DISTINCT ON (statement_id) statement_id, event_id, data
           FROM {{events}} WHERE type = '{STATEMENT_RECORDED}' AND position <= :upto
+           AND {_STATEMENT_SLICE}
          ORDER BY statement_id, event_id
     ), corrected AS (
         SELECT DISTINCT ON (statement_id) statement_id, time, event_id, data
           FROM {{events}} WHERE type = '{STATEMENT_CORRECTED}' AND position <= :upto
+           AND {_STATEMENT_SLICE}
          {_LATEST.format(key="statement_id")}
     ), retracted AS (
         SELECT DISTINCT ON (statement_id) statement_id, time, event_id, data ->> 'reason' AS reason
           FROM {{events}} WHERE type = '{STATEMENT_RETRACTED}' AND position <= :upto
+           AND {_STATEMENT_SLICE}
          {_LATEST.format(key="statement_id")}
     ), ids AS (
         SELECT statement_id FROM recorded
@@ -125,31 +133,46 @@ _SERIES = f"""
         SELECT m.*, lag(stance) OVER w AS prev_stance, lag(statement_id) OVER w AS prev_sid
           FROM (
             SELECT topic_id, actor_id, false AS rollup, said_at, statement_id, stance
-              FROM statements WHERE visible
+              FROM statements WHERE visible AND {_SLICE.format(key="topic_id")}
             UNION ALL
             SELECT s.topic_id, l.ancestor_id, true, s.said_at, s.statement_id, s.stance
               FROM statements s JOIN actor_lineage l ON l.actor_id = s.actor_id
-             WHERE s.visible
+             WHERE s.visible AND {_SLICE.format(key="s.topic_id")}
           ) AS m
         WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
       ) AS ranked
 """
 
 
-async def build_from_events(conn: AsyncConnection, events_table: str, upto: int) -> int:
-    """Fill the empty projection tables from the events at positions ``<= upto``.
-
-    Returns how many events that was. ``events_table`` is a schema-qualified
-    name chosen by the caller, never user input.
-    """
-    params = {"upto": upto}
+async def _bulk(conn: AsyncConnection, sql: str, params: dict[str, int]) -> None:
     # Whole-table sorts: let them run in memory rather than spill to disk.
     await conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
-    for sql in (_STATEMENTS, _ACTORS, _TOPICS):
-        await conn.execute(sa.text(sql.format(events=events_table)), params)
+    await conn.execute(sa.text(sql), params)
+
+
+async def build_statements(
+    conn: AsyncConnection, events_table: str, upto: int, part: int, parts: int
+) -> None:
+    """One slice of ``statements`` from the events at positions ``<= upto``.
+
+    ``events_table`` is a schema-qualified name chosen by the caller, never user input.
+    """
+    sql = _STATEMENTS.format(events=events_table)
+    await _bulk(conn, sql, {"upto": upto, "part": part, "parts": parts})
+
+
+async def build_catalogue(conn: AsyncConnection, events_table: str, upto: int) -> None:
+    """``actors``, ``topics`` and the hierarchy's closure (small: one go)."""
+    for sql in (_ACTORS, _TOPICS):
+        await _bulk(conn, sql.format(events=events_table), {"upto": upto})
     await rebuild_lineage(conn)
-    await conn.execute(sa.text(_SERIES))
-    counted = await conn.scalar(
-        sa.text(f"SELECT count(*) FROM {events_table} WHERE position <= :upto"), params
-    )
-    return int(counted or 0)
+
+
+async def build_series(conn: AsyncConnection, part: int, parts: int) -> None:
+    """One slice of ``series_points``, once ``statements`` and the lineage are built."""
+    await _bulk(conn, _SERIES, {"part": part, "parts": parts})
+
+
+async def count_events(conn: AsyncConnection, events_table: str, upto: int) -> int:
+    sql = f"SELECT count(*) FROM {events_table} WHERE position <= :upto"
+    return int(await conn.scalar(sa.text(sql), {"upto": upto}) or 0)
