@@ -47,14 +47,7 @@ class Servers:
 def start_servers(settings: Settings, *, allow_embedded: bool, need_redis: bool = True) -> Servers:
     """Configured URLs win; what is missing is started embedded under the data dir."""
     if not allow_embedded:
-        missing = [
-            name
-            for name, value, needed in (
-                ("STANCELINE_DATABASE_URL", settings.database_url, True),
-                ("STANCELINE_REDIS_URL", settings.redis_url, need_redis),
-            )
-            if needed and not value
-        ]
+        missing = settings.missing(redis=need_redis)
         if missing:
             raise SystemExit(f"set {' and '.join(missing)}")
     servers = Servers(settings.database_url or "", settings.redis_url or "")

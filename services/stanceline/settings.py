@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     embedded_redis_port: int = 6390
 
+    def missing(self, *, database: bool = True, redis: bool = True) -> list[str]:
+        """The variables an entry point needs that nobody set, to name them in one message."""
+        return [
+            name
+            for name, value, needed in (
+                ("STANCELINE_DATABASE_URL", self.database_url, database),
+                ("STANCELINE_REDIS_URL", self.redis_url, redis),
+            )
+            if needed and not value
+        ]
+
 
 def database_url_for_asyncpg(url: str) -> str:
     """Accept the usual spellings of a Postgres URL and return the asyncpg one."""

@@ -340,6 +340,15 @@ BAD_IDENTIFIERS = st.one_of(
     ),
 )
 BAD_EVENT_IDS = st.just("") | st.text(SAFE_CHARS, min_size=129, max_size=300)
+_PARTS = (
+    ((1, 9999), (1, 9999)),
+    ((1, 12), (13, 99)),
+    ((1, 28), (32, 99)),
+    ((0, 23), (24, 99)),
+    ((0, 59), (0, 59)),
+    ((0, 59), (0, 59)),
+)
+"""(in range, out of range) for each component of a timestamp, year to second."""
 BAD_DATES = st.one_of(
     st.sampled_from(
         [
@@ -368,33 +377,13 @@ BAD_DATES = st.one_of(
             "",
         ]
     ),
-    # Every component in range except one.
-    st.builds(
-        "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format,
-        st.integers(1, 9999),
-        st.integers(13, 99),
-        st.integers(1, 28),
-        st.integers(0, 23),
-        st.integers(0, 59),
-        st.integers(0, 59),
-    ),
-    st.builds(
-        "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format,
-        st.integers(1, 9999),
-        st.integers(1, 12),
-        st.integers(32, 99),
-        st.integers(0, 23),
-        st.integers(0, 59),
-        st.integers(0, 59),
-    ),
-    st.builds(
-        "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format,
-        st.integers(1, 9999),
-        st.integers(1, 12),
-        st.integers(1, 28),
-        st.integers(24, 99),
-        st.integers(0, 59),
-        st.integers(0, 59),
+    # Every component in range except one: the month, the day or the hour.
+    *(
+        st.builds(
+            "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format,
+            *(st.integers(*(bad if n == wrong else good)) for n, (good, bad) in enumerate(_PARTS)),
+        )
+        for wrong in (1, 2, 3)
     ),
 )
 BAD_ENUMS = st.one_of(

@@ -94,14 +94,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def required_settings(*, redis: bool, database: bool = True) -> Settings:
     settings = Settings()
-    missing = [
-        name
-        for name, value, needed in (
-            ("STANCELINE_DATABASE_URL", settings.database_url, database),
-            ("STANCELINE_REDIS_URL", settings.redis_url, redis),
-        )
-        if needed and not value
-    ]
+    missing = settings.missing(database=database, redis=redis)
     if missing:
         fail(f"set {' and '.join(missing)}", 2)
     return settings

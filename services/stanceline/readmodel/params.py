@@ -43,7 +43,7 @@ def parse_moment(name: str, value: str | None) -> datetime | None:
         raise _bad(name, reason) from None
 
 
-def as_of_param(
+async def as_of_param(
     as_of: Annotated[
         str | None,
         Query(
@@ -55,7 +55,7 @@ def as_of_param(
     return parse_moment("as_of", as_of)
 
 
-def known_at_param(
+async def known_at_param(
     known_at: Annotated[
         str | None,
         Query(
