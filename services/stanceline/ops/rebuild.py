@@ -126,12 +126,14 @@ async def _fresh_shadow(engine: AsyncEngine) -> None:
 
 
 async def _index_shadow(conn: AsyncConnection) -> None:
-    """The same indexes, under the same names, as Alembic gives the live tables."""
+    """The same indexes, under the same names, as Alembic gives the live tables, and
+    planner statistics, so the first reads after the swap are planned as before it."""
     await conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
     shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
     for table in _SHADOW_TABLES:
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             await shadow.execute(CreateIndex(index))
+        await conn.execute(sa.text(f"ANALYZE {SHADOW}.{table.name}"))
 
 
 async def _build(engine: AsyncEngine, live: str, upto: int, parallel: int) -> int:

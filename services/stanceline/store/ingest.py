@@ -175,12 +175,15 @@ async def _project(
     states: dict[str, StatementState],
 ) -> None:
     registrations = [f for f in facts if isinstance(f, ActorRegistered)]
-    moved = False
+    moved: set[str] = set()
     if registrations:
         before, _ = await catalogue.load_hierarchy(conn)
         await catalogue.upsert_actors(conn, registrations)
         after, _ = await catalogue.load_hierarchy(conn)
-        moved = before != after
+        moved = {a for a, parent in after.items() if a not in before or before[a] != parent}
+    # A move changes rolled-up series only if something was said below the actor that
+    # moved; registering actors before they speak, the usual case, recomputes nothing.
+    full_rollup = bool(moved) and await series.any_points_below(conn, moved)
     await catalogue.upsert_topics(conn, [f for f in facts if isinstance(f, TopicRegistered)])
 
     statement_facts = [f for f in facts if isinstance(f, StatementFacts)]
@@ -209,7 +212,7 @@ async def _project(
         for sid in touched
         if _point_of(old := before_bodies.get(sid)) != _point_of(new := states[sid].effective)
     ]
-    await _recompute_series(conn, changed, full_rollup=moved)
+    await _recompute_series(conn, changed, full_rollup=full_rollup)
 
 
 def _point_of(body: StatementBody | None) -> tuple[object, ...] | None:

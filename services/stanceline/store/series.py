@@ -154,6 +154,21 @@ def _feed_row(point: ChangePoint) -> dict[str, Any]:
     }
 
 
+_ANY_POINTS_BELOW = sa.text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM actor_lineage l
+          JOIN series_points p ON p.actor_id = l.actor_id AND NOT p.rollup
+         WHERE l.ancestor_id = ANY(CAST(:actors AS text[])))
+    """
+)
+
+
+async def any_points_below(conn: AsyncConnection, actor_ids: set[str]) -> bool:
+    """Whether any of these actors, or anyone below them, has a point on a timeline."""
+    return bool(await conn.scalar(_ANY_POINTS_BELOW, {"actors": sorted(actor_ids)}))
+
+
 async def recompute_all_rollups(conn: AsyncConnection) -> None:
     """After the hierarchy moved: every rolled-up series, old and new, from the beginning.
 
