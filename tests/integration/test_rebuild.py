@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -128,3 +129,19 @@ async def test_rebuild_while_reading_and_writing_fails_no_read(engine: AsyncEngi
     assert await series_rows(engine) == predicted_series_rows(written)
     check = await rebuilding.rebuild(engine, dry_run=True)
     assert check.differences == dict.fromkeys(check.differences, 0)
+
+
+async def test_a_second_rebuild_at_the_same_time_is_refused_and_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    await store(engine, SCENARIO, batch=10)
+    live = await dump_projection(engine)
+    async with engine.connect() as other:  # stands for a rebuild running elsewhere
+        await other.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": rebuilding._REBUILD_KEY})
+        with pytest.raises(rebuilding.RebuildRunning, match="another rebuild is running"):
+            await rebuilding.rebuild(engine)
+        await other.execute(
+            sa.text("SELECT pg_advisory_unlock(:k)"), {"k": rebuilding._REBUILD_KEY}
+        )
+    assert await dump_projection(engine) == live
+    assert (await rebuilding.rebuild(engine)).swapped

@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline.ops import rebuild as rebuilding
 from stanceline.ops import replay as replaying
 from stanceline.ops import status as stats
 from stanceline.settings import Settings
@@ -113,7 +114,7 @@ def run_or_exit(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except KeyboardInterrupt:
         fail("interrupted; running the command again is safe", 130)
-    except (replaying.ReplayError, stats.SchemaNotReady) as exc:
+    except (replaying.ReplayError, stats.SchemaNotReady, rebuilding.RebuildRunning) as exc:
         fail(str(exc))
     except (RedisConnectionError, RedisTimeoutError) as exc:
         fail(f"cannot reach Redis at {shown_url(settings.redis_url)}: {exc}")

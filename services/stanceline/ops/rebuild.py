@@ -55,6 +55,13 @@ Progress = Callable[[int, int], None]
 _LAST_POSITION = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
 
 
+_REBUILD_KEY = 0x5245_4255_494C_44  # "REBUILD": one rebuild at a time per database
+
+
+class RebuildRunning(RuntimeError):
+    """Another rebuild holds the shadow schema; two would overwrite each other's work."""
+
+
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
     events: int
@@ -77,6 +84,22 @@ async def rebuild(
     progress: Progress | None = None,
 ) -> RebuildReport:
     """Rebuild (or with ``dry_run`` compare); ``parallel`` connections share the bulk build."""
+    async with engine.connect() as guard:
+        # A session lock, held on its own connection for the whole run: it goes with
+        # the connection if this process dies, so a crashed rebuild never blocks the next.
+        if not await guard.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _REBUILD_KEY}):
+            raise RebuildRunning("another rebuild is running on this database; try again later")
+        try:
+            return await _rebuild(
+                engine, dry_run=dry_run, chunk=chunk, parallel=parallel, progress=progress
+            )
+        finally:
+            await guard.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _REBUILD_KEY})
+
+
+async def _rebuild(
+    engine: AsyncEngine, *, dry_run: bool, chunk: int, parallel: int, progress: Progress | None
+) -> RebuildReport:
     started = time.perf_counter()
     live = await _live_schema(engine)
     await _fresh_shadow(engine)
