@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,9 +19,8 @@ import asyncpg
 import psutil
 import redis.asyncio as aioredis
 
-from conftest import _admin, _dsn
-from fixtures.servers import PostgresServer, _asyncpg_url, traversable_tmpdir
-from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
+from conftest import _dsn
+from support.scratch import scratch_servers
 
 
 @dataclass(frozen=True)
@@ -42,34 +40,19 @@ class Servers:
 @contextlib.asynccontextmanager
 async def own_servers(database_url: str | None, redis_url: str | None) -> AsyncIterator[Servers]:
     """Embedded servers for what is not given; a fresh database on a given Postgres."""
-    database_url = database_url or os.environ.get("STANCELINE_TEST_DATABASE_URL")
-    redis_url = redis_url or os.environ.get("STANCELINE_TEST_REDIS_URL")
-    with traversable_tmpdir("stanceline-bench-") as data_dir:
-        postgres: EmbeddedPostgres | None = None
-        redis_server: EmbeddedRedis | None = None
-        created: tuple[PostgresServer, str] | None = None
-        try:
-            if database_url:
-                server = PostgresServer(admin_url=_asyncpg_url(database_url), kind="env")
-                name = f"bench_{uuid.uuid4().hex[:12]}"
-                await _admin(server, f"CREATE DATABASE {name}")
-                created = (server, name)
-                url = server.url_for(name)
-            else:
-                postgres = EmbeddedPostgres(data_dir)
-                url = postgres.start()
-            if not redis_url:
-                # Not persistent: the AOF would only add disk noise to a measurement.
-                redis_server = EmbeddedRedis(data_dir, persistent=False)
-                redis_url = redis_server.start()
-            yield Servers(url, redis_url, postgres is not None, redis_server is not None)
-        finally:
-            if redis_server is not None:
-                redis_server.stop()
-            if postgres is not None:
-                postgres.stop()
-            if created is not None:
-                await _admin(created[0], f"DROP DATABASE IF EXISTS {created[1]} WITH (FORCE)")
+    async with scratch_servers(
+        "bench",
+        database_url or os.environ.get("STANCELINE_TEST_DATABASE_URL"),
+        redis_url or os.environ.get("STANCELINE_TEST_REDIS_URL"),
+        # Not persistent: the AOF would only add disk noise to a measurement.
+        redis_persistent=False,
+    ) as scratch:
+        yield Servers(
+            scratch.database_url,
+            scratch.redis_url,
+            scratch.postgres is not None,
+            scratch.redis is not None,
+        )
 
 
 @dataclass(frozen=True)

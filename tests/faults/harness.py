@@ -58,12 +58,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import _admin
 from faults.corpus import Corpus, generate
-from fixtures.servers import PostgresServer, _asyncpg_url, traversable_tmpdir
-from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.store.db import create_engine
 from support.dump import predicted_series_rows, series_rows
+from support.scratch import scratch_servers
 from support.service import STANCELINE
 
 CHUNK = 500
@@ -544,37 +542,18 @@ async def run_trial(options: TrialOptions, servers: Servers, *, keep_logs: bool 
 @contextlib.asynccontextmanager
 async def own_servers() -> AsyncIterator[Servers]:
     """Fresh servers for one trial: embedded ones, or a fresh database on the test server."""
-    with traversable_tmpdir("stanceline-faults-") as data_dir:
-        postgres: EmbeddedPostgres | None = None
-        redis_server: EmbeddedRedis | None = None
-        database: tuple[PostgresServer, str] | None = None
-        try:
-            if url := os.environ.get("STANCELINE_TEST_DATABASE_URL"):
-                server = PostgresServer(admin_url=_asyncpg_url(url), kind="env")
-                name = f"faults_{uuid.uuid4().hex[:12]}"
-                await _admin(server, f"CREATE DATABASE {name}")
-                database = (server, name)
-                database_url = server.url_for(name)
-            else:
-                postgres = EmbeddedPostgres(data_dir)
-                database_url = postgres.start()
-            redis_url = os.environ.get("STANCELINE_TEST_REDIS_URL")
-            if not redis_url:
-                redis_server = EmbeddedRedis(data_dir)
-                redis_url = redis_server.start()
-            yield Servers(
-                database_url,
-                redis_url,
-                postgres=Control(postgres.stop, postgres.start) if postgres else None,
-                redis=Control(redis_server.stop, redis_server.start) if redis_server else None,
-            )
-        finally:
-            if redis_server:
-                redis_server.stop()
-            if postgres:
-                postgres.stop()
-            if database:
-                await _admin(database[0], f"DROP DATABASE IF EXISTS {database[1]} WITH (FORCE)")
+    async with scratch_servers(
+        "faults",
+        os.environ.get("STANCELINE_TEST_DATABASE_URL"),
+        os.environ.get("STANCELINE_TEST_REDIS_URL"),
+    ) as scratch:
+        postgres, redis_server = scratch.postgres, scratch.redis
+        yield Servers(
+            scratch.database_url,
+            scratch.redis_url,
+            postgres=Control(postgres.stop, postgres.start) if postgres else None,
+            redis=Control(redis_server.stop, redis_server.start) if redis_server else None,
+        )
 
 
 HELP = {
