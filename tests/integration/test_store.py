@@ -10,13 +10,14 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import founding_lines
 from stanceline.contract import Event
 from stanceline.domain.facts import Fact
 from stanceline.ops.rebuild import rebuild
-from stanceline.store.db import create_engine, writing
+from stanceline.store.db import create_engine, reading, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted, BatchReport
 from support.dump import dump_projection, predicted_series_rows, series_rows
@@ -306,3 +307,13 @@ async def test_of_identical_recordings_the_smallest_event_id_is_named_in_any_ord
         async with engine.connect() as conn:
             named = await conn.scalar(sa.text("SELECT recorded_by FROM statements"))
         assert named == "00-twin"
+
+
+async def test_a_read_connection_is_one_read_only_repeatable_read_snapshot(
+    engine: AsyncEngine,
+) -> None:
+    async with reading(engine) as conn:
+        assert await conn.scalar(sa.text("SHOW transaction_isolation")) == "repeatable read"
+        assert await conn.scalar(sa.text("SHOW transaction_read_only")) == "on"
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            await conn.execute(sa.text("INSERT INTO topics (topic_id, title) VALUES ('x', 'x')"))

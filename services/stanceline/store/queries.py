@@ -44,6 +44,18 @@ async def topic_exists(conn: ReadConnection, topic_id: str) -> bool:
     return bool(await conn.scalar(query))
 
 
+async def actor_and_topic_exist(
+    conn: ReadConnection, actor_id: str, topic_id: str
+) -> tuple[bool, bool]:
+    """Both checks in one round trip, for the routes that name an actor and a topic."""
+    query = sa.select(
+        sa.exists().where(actors.c.actor_id == actor_id),
+        sa.exists().where(topics.c.topic_id == topic_id),
+    )
+    actor_found, topic_found = tuple((await conn.execute(query)).one())
+    return bool(actor_found), bool(topic_found)
+
+
 async def history(
     conn: ReadConnection,
     actor_id: str,

@@ -48,3 +48,13 @@ async def known_topic(conn: ReadConnection, topic_id: str) -> str:
     if not await queries.topic_exists(conn, topic_id):
         raise NotFound(f"no topic with id {topic_id!r}")
     return topic_id
+
+
+async def known_actor_and_topic(conn: ReadConnection, actor_id: str, topic_id: str) -> None:
+    identifier("actor", actor_id)
+    identifier("topic", topic_id)
+    actor_found, topic_found = await queries.actor_and_topic_exist(conn, actor_id, topic_id)
+    if not actor_found:
+        raise NotFound(f"no actor with id {actor_id!r}")
+    if not topic_found:
+        raise NotFound(f"no topic with id {topic_id!r}")

@@ -24,6 +24,7 @@ from stanceline.readmodel.routes.deps import (
     KnownAt,
     Reader,
     known_actor,
+    known_actor_and_topic,
     known_topic,
 )
 from stanceline.store import queries
@@ -53,8 +54,7 @@ async def history(
 ) -> Response:
     """An actor's stance on a topic over time, oldest first, each change explained by the
     previous point; ``current`` summarises the last point of the whole series."""
-    await known_actor(conn, actor_id)
-    await known_topic(conn, topic_id)
+    await known_actor_and_topic(conn, actor_id, topic_id)
     key = decode_cursor(cursor, datetime, str)
     after = (key[0], key[1]) if key else None
     if known_at is None:
