@@ -43,13 +43,18 @@ _AFFECTED = """
     )
 """
 
+# Both statements hand back only change points: the feed ignores the rest, and most
+# points of a series are not changes, so fewer rows travel and become objects.
 _DELETE_TAILS = sa.text(
     f"""
-    WITH {_AFFECTED}
-    DELETE FROM series_points p USING affected a
-     WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
-       AND (p.said_at, p.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C")
-    RETURNING p.*
+    WITH {_AFFECTED},
+    gone AS (
+        DELETE FROM series_points p USING affected a
+         WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
+           AND (p.said_at, p.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C")
+        RETURNING p.*
+    )
+    SELECT * FROM gone WHERE change <> 'none'
     """
 )
 
@@ -80,15 +85,18 @@ _INSERT_TAILS = sa.text(
         SELECT *, lag(stance) OVER w AS prev_stance, lag(statement_id) OVER w AS prev_sid
           FROM members
         WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
+    ),
+    added AS (
+        INSERT INTO series_points
+            (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
+             previous_statement_id, previous_stance)
+        SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
+               prev_sid, prev_stance
+          FROM ranked
+         WHERE fresh
+        RETURNING *
     )
-    INSERT INTO series_points
-        (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
-         previous_statement_id, previous_stance)
-    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
-           prev_sid, prev_stance
-      FROM ranked
-     WHERE fresh
-    RETURNING *
+    SELECT * FROM added WHERE change <> 'none'
     """
 )
 
