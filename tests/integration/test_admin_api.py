@@ -8,13 +8,11 @@ and Redis filled through the real write path.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,21 +22,12 @@ from stanceline.projector import pipeline
 from stanceline.projector.entries import Entry
 from stanceline.readmodel.app import create_app
 from stanceline.settings import Settings
+from support.http import serve
 
 TOKEN = "s3cret-admin-token"
 PROBLEM_JSON = "application/problem+json"
 STATUS = "/v1/admin/status"
 DEAD_LETTERS = "/v1/admin/dead-letters"
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
 
 
 def admin_settings(settings: Settings, token: str | None = TOKEN) -> Settings:

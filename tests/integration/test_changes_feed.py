@@ -23,6 +23,7 @@ from stanceline.store.db import writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
 from support.events import parsed, statement
+from support.http import serve
 
 
 def flip(actor: str, topic: str, tag: str) -> list[Accepted]:
@@ -36,11 +37,7 @@ def flip(actor: str, topic: str, tag: str) -> list[Accepted]:
 
 @pytest.fixture
 async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine=engine)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
+    async with serve(create_app(engine=engine)) as client:
         yield client
 
 

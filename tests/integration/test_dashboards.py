@@ -17,14 +17,12 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import founding_events, founding_lines
@@ -34,6 +32,7 @@ from stanceline.store.db import writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
 from support.events import actor, envelope, parsed, raw, retraction, statement
+from support.http import serve
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PROBLEM_JSON = "application/problem+json"
@@ -133,17 +132,6 @@ def retraction_because(
 
 
 # --- the app ------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running (ASGITransport alone does not run it)."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
 
 
 @pytest.fixture

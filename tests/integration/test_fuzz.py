@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline.contract import EVENT_TYPES, MAX_ENTRY_BYTES, STATEMENT_RECORDED
 from stanceline.projector.consumer import Projector
 from stanceline.settings import Settings
+from support.events import statement
 from support.running import eventually, projector_running
 
 Outcome = Literal["valid", "hostile", "either"]
@@ -998,21 +999,17 @@ def statement_entry(
     **data: Any,
 ) -> Entry:
     """A statement event on the series (us, t), as a stream entry."""
-    document = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "urn:test",
-        "type": f"stanceline.statement.{kind}.v1",
-        "time": time,
-        "data": {
-            "statement_id": statement_id,
-            "actor_id": "us",
-            "topic_id": "t",
-            "stance": stance,
-            "said_at": said_at,
-            **data,
-        },
-    }
+    document = statement(
+        event_id,
+        statement_id,
+        "us",
+        "t",
+        stance,
+        said_at,
+        kind=f"statement.{kind}",
+        time=time,
+        **data,
+    )
     return Entry(outcome, event_id, {EVENT_FIELD: dumps(document)}, "event", event_id)
 
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -28,6 +26,7 @@ from stanceline.readmodel.app import create_app
 from stanceline.store.db import create_engine, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
+from support.http import serve
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PROBLEM_JSON = "application/problem+json"
@@ -85,21 +84,6 @@ async def load_founding(engine: AsyncEngine) -> None:
     async with writing(engine) as conn:
         report = await store_batch(conn, items)
     assert (report.appended, report.dead_lettered) == (len(items), 0)
-
-
-def transport(app: FastAPI) -> httpx.ASGITransport:
-    # A crash must come back as a status the test can assert on, not as a raised error.
-    return httpx.ASGITransport(app=app, raise_app_exceptions=False)
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running (ASGITransport alone does not run it)."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport(app), base_url="http://test") as http,
-    ):
-        yield http
 
 
 @pytest.fixture
