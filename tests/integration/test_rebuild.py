@@ -22,6 +22,7 @@ from stanceline.store.records import Accepted
 from stanceline.store.tables import metadata
 from support.dump import dump_projection, predicted_series_rows, series_rows
 from support.events import parsed, statement
+from support.http import serve
 
 US_HISTORY = "/v1/actors/us/topics/us-arms-strikes-inside-russia/history?include_descendants=true"
 
@@ -66,7 +67,7 @@ async def test_an_interrupted_rebuild_leaves_live_tables_alone_and_can_be_rerun(
     live = await dump_projection(engine)
     # Half a rebuild, then the process "dies": the shadow schema stays behind.
     await rebuilding._fresh_shadow(engine)
-    await rebuilding._catch_up(engine, "public", 0, 5, None, 0)
+    await rebuilding._catch_up(engine, "public", 0, 10, 5, None, 0)
     assert await dump_projection(engine) == live
 
     report = await rebuilding.rebuild(engine)
@@ -112,10 +113,7 @@ async def test_rebuild_while_reading_and_writing_fails_no_read(engine: AsyncEngi
             n += 1
             await asyncio.sleep(0.005)
 
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
+    async with serve(app) as client:
         tasks = [asyncio.create_task(reader(client)) for _ in range(3)]
         tasks.append(asyncio.create_task(writer()))
         report = await rebuilding.rebuild(engine, chunk=4)

@@ -107,12 +107,14 @@ async def _rebuild(
     applied = await _build(engine, live, done, parallel)
     if progress is not None:
         progress(applied, done)
+    high = await _high_water(engine)
     for _ in range(_CATCH_UPS):
-        backlog = await _high_water(engine) - done
+        backlog = high - done
         if backlog <= chunk:
             break  # small enough to finish in the final transaction
-        applied, done = await _catch_up(engine, live, done, chunk, progress, applied)
-        if await _high_water(engine) - done >= backlog:
+        applied, done = await _catch_up(engine, live, done, high, chunk, progress, applied)
+        high = await _high_water(engine)
+        if high - done >= backlog:
             break  # writers outpace us: the final transaction takes the rest
     if dry_run:
         differences, applied = await _compare(engine, live, done, chunk, applied)
@@ -208,12 +210,13 @@ async def _catch_up(
     engine: AsyncEngine,
     live: str,
     after: int,
+    upto: int,
     chunk: int,
     progress: Progress | None,
     applied: int,
 ) -> tuple[int, int]:
-    """Fold the events committed after ``after``, a chunk per transaction."""
-    upto = await _high_water(engine)
+    """Fold the events after ``after`` up to the high-water mark ``upto``, a chunk per
+    transaction."""
     position = after
     while position < upto:
         async with engine.begin() as conn:
