@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, le=10_000)
     block_ms: int = Field(default=100, ge=1)
+    read_ahead: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Batches read and validated while one commits (held in memory, unacked).",
+    )
     reclaim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)
     admin_token: SecretStr | None = None

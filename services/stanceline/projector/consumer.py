@@ -17,6 +17,8 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import redis.asyncio as aioredis
@@ -32,7 +34,7 @@ from stanceline.projector.entries import Entry, entry_bytes
 from stanceline.projector.health import ProjectorHealth
 from stanceline.settings import Settings
 from stanceline.store.errors import StoreUnavailable
-from stanceline.store.records import BatchReport, Rejected
+from stanceline.store.records import Accepted, BatchReport, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,29 @@ async def _raw(message: Any) -> StreamMessage[Any]:
 
 async def _nothing(message: StreamMessage[Any]) -> None:
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A batch of stream entries, validated against the contract, ready to commit."""
+
+    entry_ids: list[str]
+    items: list[Accepted | Rejected]
+
+    @classmethod
+    def of(cls, entries: Sequence[tuple[str, dict[bytes, bytes] | None]]) -> _Checked:
+        read: list[Entry | Rejected] = [
+            entry_bytes(entry_id, fields)
+            if fields is not None
+            else Rejected(
+                b"",
+                "event: the stream entry was trimmed before it was processed",
+                "event",
+                entry_id,
+            )
+            for entry_id, fields in entries
+        ]
+        return cls([entry_id for entry_id, _ in entries], pipeline.check(read, datetime.now(UTC)))
 
 
 class Projector:
@@ -84,44 +109,56 @@ class Projector:
             ack_policy=AckPolicy.MANUAL,
         )(self._on_batch)
         self._stopping = asyncio.Event()
+        self._ahead: asyncio.Queue[_Checked] = asyncio.Queue(maxsize=settings.read_ahead)
 
     async def _on_batch(self, message: Annotated[Any, Context("message")]) -> None:
+        """Validate the batch and queue it for the committer, then let FastStream read on.
+
+        This is the read-ahead: batch k+1 is read and validated while batch k's
+        transaction runs, so Python and Postgres work at the same time. Nothing
+        is acknowledged here; the committer acks each batch after its commit,
+        and a queued batch lost with the process is still pending in Redis.
+        """
         raw = message.raw_message
         ids = [i.decode() for i in raw["message_ids"]]
-        await self.handle(list(zip(ids, raw["data"], strict=True)))
+        await self._ahead.put(_Checked.of(list(zip(ids, raw["data"], strict=True))))
+
+    async def _commit_ahead(self) -> None:
+        while True:
+            batch = await self._ahead.get()
+            try:
+                await self._finish(batch)
+            except Exception:
+                log.exception("batch left pending; a reclaimer will retry it")
+            finally:
+                self._ahead.task_done()
 
     async def handle(self, entries: Sequence[tuple[str, dict[bytes, bytes] | None]]) -> BatchReport:
-        """Commit the batch (retrying while Postgres is away), then acknowledge it."""
+        """Validate and commit the batch (retrying while Postgres is away), then ack it."""
+        return await self._finish(_Checked.of(entries))
+
+    async def _finish(self, batch: _Checked) -> BatchReport:
         started = time.perf_counter()
-        items: list[Entry | Rejected] = [
-            entry_bytes(entry_id, fields)
-            if fields is not None
-            else Rejected(
-                b"",
-                "event: the stream entry was trimmed before it was processed",
-                "event",
-                entry_id,
-            )
-            for entry_id, fields in entries
-        ]
         try:
-            report = await self._commit_with_retry(items)
+            report = await self._commit_with_retry(batch.items)
         except Exception as exc:
             # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
-            await self._remember_error([entry_id for entry_id, _ in entries], exc)
+            await self._remember_error(batch.entry_ids, exc)
             raise
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.ENTRIES.labels("appended").inc(report.appended)
         metrics.ENTRIES.labels("duplicate").inc(report.duplicates)
         metrics.ENTRIES.labels("dead_lettered").inc(report.dead_lettered)
-        await self._ack([entry_id for entry_id, _ in entries])
+        await self._ack(batch.entry_ids)
         return report
 
-    async def _commit_with_retry(self, items: list[Entry | Rejected]) -> BatchReport:
+    async def _commit_with_retry(self, items: Sequence[Accepted | Rejected]) -> BatchReport:
         delay = 0.1
         while True:
             try:
-                report = await pipeline.commit(self.engine, items, stream=self.settings.stream)
+                report = await pipeline.store_checked(
+                    self.engine, items, stream=self.settings.stream
+                )
             except StoreUnavailable as exc:
                 self._store_state(ok=False, error=str(exc))
                 log.warning("Postgres unavailable (%s); retrying in %.1fs", exc, delay)
@@ -229,7 +266,7 @@ class Projector:
             if entries:
                 retry, capped = await self._over_the_cap(entries)
                 if capped:
-                    await self._commit_with_retry(list(capped))
+                    await self._commit_with_retry(capped)
                     await self._ack([r.stream_entry_id or "" for r in capped])
                     with contextlib.suppress(RedisError):
                         await self.client.hdel(
@@ -259,6 +296,7 @@ class Projector:
         await self._wait_for_redis(stop)
         if stop.is_set():
             return
+        committer = asyncio.create_task(self._commit_ahead())
         await self.broker.start()
         self.health.running = True
         reclaimer = asyncio.create_task(self._reclaim_forever())
@@ -268,9 +306,21 @@ class Projector:
             self.health.running = False
             self._stopping.set()
             await self.broker.stop()
+            await self._drain(committer)
             await reclaimer
             await self._finish_own_pending()
             await self.client.aclose()
+
+    async def _drain(self, committer: asyncio.Task[None], within: float = 30.0) -> None:
+        """Commit what was read ahead; if Postgres stays away, leave it pending instead."""
+        try:
+            async with asyncio.timeout(within):
+                await self._ahead.join()
+        except TimeoutError:
+            log.warning("left read-ahead batches pending at shutdown; a reclaimer will take them")
+        committer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committer
 
     async def _finish_own_pending(self, within: float = 20.0) -> None:
         """Handle what Redis already delivered to us before exiting.

@@ -45,7 +45,14 @@ async def commit(
     entry that fails it is alone; that entry is dead-lettered with the error,
     and its neighbours are stored as usual.
     """
-    return await _commit(engine, check(entries, datetime.now(UTC)), stream)
+    return await store_checked(engine, check(entries, datetime.now(UTC)), stream=stream)
+
+
+async def store_checked(
+    engine: AsyncEngine, items: Sequence[Accepted | Rejected], *, stream: str | None
+) -> BatchReport:
+    """``commit``'s second half, for a caller that validated the batch ahead of time."""
+    return await _commit(engine, items, stream)
 
 
 async def _commit(

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stanceline.store.arrays import any_of, insert_rows
 from stanceline.store.records import Accepted, Rejected
 from stanceline.store.tables import dead_letters, events
 
@@ -36,21 +37,27 @@ def event_row(item: Accepted) -> dict[str, Any]:
 
 async def stored_digests(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, str]:
     rows = await conn.execute(
-        sa.select(events.c.event_id, events.c.digest).where(events.c.event_id.in_(event_ids))
+        sa.select(events.c.event_id, events.c.digest).where(events.c.event_id == any_of("ids")),
+        {"ids": list(event_ids)},
     )
     return {r.event_id: r.digest for r in rows}
+
+
+_EVENT_COLUMNS = tuple(c.name for c in events.columns if c.name not in ("position", "recorded_at"))
 
 
 async def append_events(conn: AsyncConnection, items: Sequence[Accepted]) -> set[str]:
     """Append; return the ids actually inserted (a concurrent twin may have won)."""
     if not items:
         return set()
-    statement = (
-        insert(events)
-        .on_conflict_do_nothing(index_elements=[events.c.event_id])
-        .returning(events.c.event_id)
+    result = await insert_rows(
+        conn,
+        events,
+        [event_row(item) for item in items],
+        columns=_EVENT_COLUMNS,
+        tail="ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
     )
-    return set((await conn.execute(statement, [event_row(item) for item in items])).scalars())
+    return set(result.scalars())
 
 
 async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence[Rejected]) -> None:

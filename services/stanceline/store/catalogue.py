@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stanceline.domain.facts import ActorRegistered, TopicRegistered, Version, version_of
+from stanceline.store.arrays import any_of, insert_rows
 from stanceline.store.tables import actor_lineage, actors, topics
 
 Parents = dict[str, str | None]
@@ -123,31 +124,30 @@ async def ensure_actors(conn: AsyncConnection, actor_ids: Iterable[str]) -> None
     ids = sorted(set(actor_ids))
     if not ids:
         return
-    created = (
-        (
-            await conn.execute(
-                insert(actors)
-                .on_conflict_do_nothing(index_elements=[actors.c.actor_id])
-                .returning(actors.c.actor_id),
-                [{"actor_id": a, "name": a} for a in ids],
-            )
-        )
-        .scalars()
-        .all()
+    inserted = await insert_rows(
+        conn,
+        actors,
+        [{"actor_id": a, "name": a} for a in ids],
+        tail="ON CONFLICT (actor_id) DO NOTHING RETURNING actor_id",
     )
+    created = sorted(inserted.scalars())
     if created:
-        await conn.execute(
-            insert(actor_lineage).on_conflict_do_nothing(),
-            [{"actor_id": a, "ancestor_id": a, "depth": 0} for a in sorted(created)],
+        await insert_rows(
+            conn,
+            actor_lineage,
+            [{"actor_id": a, "ancestor_id": a, "depth": 0} for a in created],
+            tail="ON CONFLICT DO NOTHING",
         )
 
 
 async def ensure_topics(conn: AsyncConnection, topic_ids: Iterable[str]) -> None:
     ids = sorted(set(topic_ids))
     if ids:
-        await conn.execute(
-            insert(topics).on_conflict_do_nothing(index_elements=[topics.c.topic_id]),
+        await insert_rows(
+            conn,
+            topics,
             [{"topic_id": t, "title": t} for t in ids],
+            tail="ON CONFLICT (topic_id) DO NOTHING",
         )
 
 
@@ -175,8 +175,9 @@ async def rebuild_lineage(conn: AsyncConnection) -> None:
 async def lineages(conn: AsyncConnection, actor_ids: Iterable[str]) -> dict[str, list[str]]:
     rows = await conn.execute(
         sa.select(actor_lineage.c.actor_id, actor_lineage.c.ancestor_id)
-        .where(actor_lineage.c.actor_id.in_(sorted(set(actor_ids))))
-        .order_by(actor_lineage.c.actor_id, actor_lineage.c.depth)
+        .where(actor_lineage.c.actor_id == any_of("ids"))
+        .order_by(actor_lineage.c.actor_id, actor_lineage.c.depth),
+        {"ids": sorted(set(actor_ids))},
     )
     result: dict[str, list[str]] = {}
     for r in rows:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
@@ -31,6 +32,9 @@ def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     )
 
 
+_CUSTOM_PLANS = sa.text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 @dataclass(frozen=True, slots=True)
 class ReadConnection:
     """A connection inside a read-only transaction."""
@@ -46,8 +50,15 @@ class ReadConnection:
 
 @asynccontextmanager
 async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One write transaction: commit on success, roll back on any error."""
+    """One write transaction: commit on success, roll back on any error.
+
+    Plans are made for each statement's own parameters. A generic plan cached
+    while a table was still empty (a new deployment, a benchmark) scans it
+    sequentially ever after; a batch's statements take arrays of ids whose
+    best plan depends on the table, and planning costs little next to them.
+    """
     async with engine.begin() as conn:
+        await conn.execute(_CUSTOM_PLANS)
         yield conn
 
 

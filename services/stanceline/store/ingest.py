@@ -55,8 +55,16 @@ async def store_batch(
 
     stored = await append.stored_digests(conn, list(facts))
     states = await statement_rows.load_states(conn, statement_ids)
+    # Only a statement already recorded can be re-recorded with another body.
     recorded = await statement_rows.recorded_data(
-        conn, {f.statement_id for f in facts.values() if isinstance(f, StatementRecorded)}
+        conn,
+        {
+            f.statement_id
+            for f in facts.values()
+            if isinstance(f, StatementRecorded)
+            and (state := states.get(f.statement_id)) is not None
+            and state.recorded_by is not None
+        },
     )
     hierarchy = await _hierarchy_if_needed(conn, facts.values())
 
@@ -229,16 +237,19 @@ async def _recompute_series(
     actors = {b.actor_id for _, old, new in changed for b in (old, new) if b is not None}
     lineage = await catalogue.lineages(conn, actors)
     cuts: dict[series.SeriesKey, series.Cut] = {}
+    members: dict[series.SeriesKey, list[tuple[str, StatementBody]]] = {}
     for sid, old, new in changed:
         for body in (old, new):
             if body is None:
                 continue
-            cut = (body.said_at, sid)
-            series.widen(cuts, (body.topic_id, body.actor_id, False), cut)
+            keys = [(body.topic_id, body.actor_id, False)]
             if not full_rollup:
-                for ancestor in lineage.get(body.actor_id, [body.actor_id]):
-                    series.widen(cuts, (body.topic_id, ancestor, True), cut)
+                keys += [(body.topic_id, a, True) for a in lineage.get(body.actor_id, [])]
+            for key in keys:
+                series.widen(cuts, key, (body.said_at, sid))
+                if body is new:
+                    members.setdefault(key, []).append((sid, body))
     await locks.lock_keys(conn, "series", (f"{t}/{a}/{r}" for t, a, r in cuts))
-    await series.recompute(conn, cuts)
+    await series.update(conn, cuts, members)
     if full_rollup:
         await series.recompute_all_rollups(conn)

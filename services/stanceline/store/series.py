@@ -10,16 +10,19 @@ just the new points; any arrival order ends in the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stanceline.domain.facts import StatementBody
 from stanceline.domain.feed import ChangePoint, feed_diff
-from stanceline.domain.stance import Change
-from stanceline.store.tables import changes
+from stanceline.domain.stance import Change, Stance
+from stanceline.domain.timeline import extend
+from stanceline.store.arrays import insert_rows
+from stanceline.store.tables import changes, series_points
 
 SeriesKey = tuple[str, str, bool]
 """(topic id, actor id, rollup)."""
@@ -111,6 +114,84 @@ _ALL_ROLLUP_SERIES = sa.text(
 )
 
 
+_LAST_POINTS = sa.text(
+    """
+    SELECT a.topic_id, a.actor_id, a.rollup, p.said_at, p.statement_id, p.stance
+      FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]), CAST(:rollups AS boolean[]))
+           AS a(topic_id, actor_id, rollup)
+     CROSS JOIN LATERAL (
+        SELECT p.said_at, p.statement_id, p.stance
+          FROM series_points p
+         WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
+         ORDER BY p.said_at DESC, p.statement_id DESC
+         LIMIT 1) AS p
+    """
+)
+
+Members = Mapping[SeriesKey, Sequence[tuple[str, StatementBody]]]
+"""The statements of a batch that now stand on each series (visible, current body)."""
+
+
+async def update(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut], members: Members) -> None:
+    """Bring every cut series up to date; the caller holds the series' locks.
+
+    A series whose last point sorts before its cut only gains points, and
+    the batch's own statements are all of them: their change kinds follow
+    from that last point, so they are computed here and inserted as they
+    are. That is in-order ingest, nearly every batch. Any other series (a
+    late statement, a correction, a retraction) has its tail recomputed.
+    """
+    if not cuts:
+        return
+    keys = sorted(cuts)
+    rows = await conn.execute(
+        _LAST_POINTS,
+        {
+            "topics": [k[0] for k in keys],
+            "actors": [k[1] for k in keys],
+            "rollups": [k[2] for k in keys],
+        },
+    )
+    tips = {(r.topic_id, r.actor_id, r.rollup): r for r in rows}
+    tails: dict[SeriesKey, Cut] = {}
+    appended: list[ChangePoint] = []
+    for key in keys:
+        tip = tips.get(key)
+        if tip is not None and (tip.said_at, tip.statement_id) >= cuts[key]:
+            tails[key] = cuts[key]
+        else:
+            last = (tip.statement_id, Stance(tip.stance)) if tip is not None else None
+            appended.extend(_appended(key, last, members.get(key, ())))
+    if appended:
+        await insert_rows(conn, series_points, [_point_row(p) for p in appended])
+        await _feed(conn, [], [p for p in appended if p.change is not Change.NONE])
+    await recompute(conn, tails)
+
+
+def _appended(
+    key: SeriesKey, last: tuple[str, Stance] | None, members: Sequence[tuple[str, StatementBody]]
+) -> list[ChangePoint]:
+    topic_id, actor_id, rollup = key
+    points = []
+    previous_stance = last[1] if last is not None else None
+    for point in extend(last, members):
+        points.append(
+            ChangePoint(
+                topic_id,
+                actor_id,
+                rollup,
+                point.body.said_at,
+                point.statement_id,
+                point.body.stance.value,
+                point.change,
+                point.previous_statement_id,
+                previous_stance.value if previous_stance is not None else None,
+            )
+        )
+        previous_stance = point.body.stance
+    return points
+
+
 async def recompute(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut]) -> None:
     """Rebuild each series from its cut on; the caller holds the series' locks."""
     if not cuts:
@@ -125,13 +206,16 @@ async def recompute(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut]) -> Non
     }
     before = [_change_point(r) for r in await conn.execute(_DELETE_TAILS, params)]
     after = [_change_point(r) for r in await conn.execute(_INSERT_TAILS, params)]
-    withdrawn, added = feed_diff(before, after)
-    feed = [("withdrawn", p) for p in withdrawn] + [("added", p) for p in added]
+    await _feed(conn, *feed_diff(before, after))
+
+
+async def _feed(
+    conn: AsyncConnection, withdrawn: Sequence[ChangePoint], added: Sequence[ChangePoint]
+) -> None:
+    feed = [{"status": "withdrawn", **_point_row(p)} for p in withdrawn]
+    feed += [{"status": "added", **_point_row(p)} for p in added]
     if feed:
-        await conn.execute(
-            sa.insert(changes),
-            [{"status": status, **_feed_row(p)} for status, p in feed],
-        )
+        await insert_rows(conn, changes, feed)
 
 
 def _change_point(row: Any) -> ChangePoint:
@@ -148,7 +232,7 @@ def _change_point(row: Any) -> ChangePoint:
     )
 
 
-def _feed_row(point: ChangePoint) -> dict[str, Any]:
+def _point_row(point: ChangePoint) -> dict[str, Any]:
     return {
         "topic_id": point.topic_id,
         "actor_id": point.actor_id,

@@ -6,15 +6,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.stance import Stance
 from stanceline.domain.statements import StatementState
+from stanceline.store.arrays import any_of, insert_rows
 from stanceline.store.tables import events, statements
 
 BODY_FIELDS = tuple(StatementBody.__dataclass_fields__)
+_ANY_ID = any_of("ids")
 
 
 def body_from_row(row: Any) -> StatementBody | None:
@@ -59,8 +60,11 @@ async def load_states(
     conn: AsyncConnection, statement_ids: Iterable[str]
 ) -> dict[str, StatementState]:
     """Current states; callers hold the statements' advisory locks."""
+    ids = sorted(set(statement_ids))
+    if not ids:
+        return {}
     rows = await conn.execute(
-        sa.select(statements).where(statements.c.statement_id.in_(sorted(set(statement_ids))))
+        sa.select(statements).where(statements.c.statement_id == _ANY_ID), {"ids": ids}
     )
     return {row.statement_id: state_from_row(row) for row in rows}
 
@@ -80,20 +84,19 @@ async def recorded_data(
     rows = await conn.execute(
         sa.select(statements.c.statement_id, events.c.data)
         .join(events, events.c.event_id == statements.c.recorded_by)
-        .where(statements.c.statement_id.in_(ids))
+        .where(statements.c.statement_id == _ANY_ID),
+        {"ids": ids},
     )
     return {row.statement_id: row.data for row in rows}
 
 
+_SAVED_COLUMNS = tuple(c.name for c in statements.columns if c.name != "visible")
+_UPSERT = "ON CONFLICT (statement_id) DO UPDATE SET " + ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _SAVED_COLUMNS if c != "statement_id"
+)
+
+
 async def save_states(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    statement = insert(statements)
-    columns = [c.name for c in statements.columns if c.name not in ("statement_id", "visible")]
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[statements.c.statement_id],
-            set_={c: statement.excluded[c] for c in columns},
-        ),
-        sorted(rows, key=lambda r: r["statement_id"]),
-    )
+    if rows:
+        ordered = sorted(rows, key=lambda r: r["statement_id"])
+        await insert_rows(conn, statements, ordered, columns=_SAVED_COLUMNS, tail=_UPSERT)
