@@ -24,20 +24,9 @@ def point_order(statement_id: str, body: StatementBody) -> tuple[datetime, str]:
 
 
 def timeline(statements: Iterable[tuple[str, StatementBody]]) -> list[Point]:
-    return extend(None, statements)
-
-
-def extend(
-    previous: tuple[str, Stance] | None, statements: Iterable[tuple[str, StatementBody]]
-) -> list[Point]:
-    """The points of ``statements`` placed after a series whose last point is ``previous``.
-
-    Right only when every statement sorts after that last point: then nothing
-    before them changes, which is what lets in-order ingest append points
-    instead of recomputing the series.
-    """
     ordered = sorted(statements, key=lambda item: point_order(*item))
     points: list[Point] = []
+    previous: tuple[str, Stance] | None = None
     for statement_id, body in ordered:
         change = change_between(previous[1] if previous else None, body.stance)
         points.append(Point(statement_id, body, change, previous[0] if previous else None))

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,9 +62,18 @@ def column_arrays(
     for name in columns:
         values = [row[name] for row in rows]
         if isinstance(table.c[name].type, JSONB):
-            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+            values = [None if v is None else json_text(v) for v in values]
         arrays[name] = values
     return arrays
+
+
+def json_text(value: Any) -> str:
+    """JSON for a ``jsonb`` column: orjson, several times faster than ``json`` on the write
+    path; ``json`` only for what orjson refuses (integers beyond 64 bits, valid JSON)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False)
 
 
 async def insert_rows(

@@ -234,22 +234,12 @@ async def _recompute_series(
     *,
     full_rollup: bool,
 ) -> None:
-    actors = {b.actor_id for _, old, new in changed for b in (old, new) if b is not None}
-    lineage = await catalogue.lineages(conn, actors)
-    cuts: dict[series.SeriesKey, series.Cut] = {}
-    members: dict[series.SeriesKey, list[tuple[str, StatementBody]]] = {}
-    for sid, old, new in changed:
-        for body in (old, new):
-            if body is None:
-                continue
-            keys = [(body.topic_id, body.actor_id, False)]
-            if not full_rollup:
-                keys += [(body.topic_id, a, True) for a in lineage.get(body.actor_id, [])]
-            for key in keys:
-                series.widen(cuts, key, (body.said_at, sid))
-                if body is new:
-                    members.setdefault(key, []).append((sid, body))
-    await locks.lock_keys(conn, "series", (f"{t}/{a}/{r}" for t, a, r in cuts))
-    await series.update(conn, cuts, members)
+    bodies = [
+        (sid, body, current)
+        for sid, old, new in changed
+        for body, current in ((old, False), (new, True))
+        if body is not None
+    ]
+    await series.update(conn, bodies, own_only=full_rollup)
     if full_rollup:
         await series.recompute_all_rollups(conn)

@@ -19,10 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.feed import ChangePoint, feed_diff
-from stanceline.domain.stance import Change, Stance
-from stanceline.domain.timeline import extend
+from stanceline.domain.stance import Change
 from stanceline.store.arrays import insert_rows
-from stanceline.store.tables import changes, series_points
+from stanceline.store.tables import changes
 
 SeriesKey = tuple[str, str, bool]
 """(topic id, actor id, rollup)."""
@@ -114,82 +113,121 @@ _ALL_ROLLUP_SERIES = sa.text(
 )
 
 
-_LAST_POINTS = sa.text(
-    """
-    SELECT a.topic_id, a.actor_id, a.rollup, p.said_at, p.statement_id, p.stance
-      FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]), CAST(:rollups AS boolean[]))
-           AS a(topic_id, actor_id, rollup)
-     CROSS JOIN LATERAL (
-        SELECT p.said_at, p.statement_id, p.stance
-          FROM series_points p
-         WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
-         ORDER BY p.said_at DESC, p.statement_id DESC
-         LIMIT 1) AS p
+_PLACED = """
+    bodies AS (
+        SELECT * FROM unnest(CAST(:sids AS text[]), CAST(:actors AS text[]),
+                             CAST(:topics AS text[]), CAST(:said AS timestamptz[]),
+                             CAST(:stances AS text[]), CAST(:is_current AS boolean[]))
+            AS b(statement_id, actor_id, topic_id, said_at, stance, is_current)
+    ),
+    placed AS (
+        SELECT b.topic_id, l.ancestor_id AS actor_id, r.rollup, b.said_at,
+               b.statement_id COLLATE "C" AS statement_id, b.stance, b.is_current
+          FROM bodies b
+          JOIN actor_lineage l ON l.actor_id = b.actor_id
+         CROSS JOIN (VALUES (false), (true)) AS r(rollup)
+         WHERE CASE WHEN r.rollup THEN NOT :own_only ELSE l.depth = 0 END
+    )
+"""
+"""Each body on every series it stands on: its actor's own, and (unless ``own_only``)
+the rolled-up series of the actor and each of its ancestors."""
+
+_LOCK_SERIES = sa.text(
+    f"""
+    WITH {_PLACED}
+    SELECT count(pg_advisory_xact_lock(k)) FROM (
+        SELECT DISTINCT hashtextextended(
+                   'series:' || topic_id || '/' || actor_id || '/' || rollup::text, 0) AS k
+          FROM placed
+         ORDER BY k) AS sorted
     """
 )
 
-Members = Mapping[SeriesKey, Sequence[tuple[str, StatementBody]]]
-"""The statements of a batch that now stand on each series (visible, current body)."""
-
-
-async def update(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut], members: Members) -> None:
-    """Bring every cut series up to date; the caller holds the series' locks.
-
-    A series whose last point sorts before its cut only gains points, and
-    the batch's own statements are all of them: their change kinds follow
-    from that last point, so they are computed here and inserted as they
-    are. That is in-order ingest, nearly every batch. Any other series (a
-    late statement, a correction, a retraction) has its tail recomputed.
-    """
-    if not cuts:
-        return
-    keys = sorted(cuts)
-    rows = await conn.execute(
-        _LAST_POINTS,
-        {
-            "topics": [k[0] for k in keys],
-            "actors": [k[1] for k in keys],
-            "rollups": [k[2] for k in keys],
-        },
+_UPDATE = sa.text(
+    f"""
+    WITH {_PLACED},
+    cuts AS (
+        SELECT DISTINCT ON (topic_id, actor_id, rollup)
+               topic_id, actor_id, rollup, said_at, statement_id
+          FROM placed
+         ORDER BY topic_id, actor_id, rollup, said_at, statement_id
+    ),
+    classified AS (
+        SELECT c.*, t.statement_id AS tip_sid, t.stance AS tip_stance,
+               t.statement_id IS NULL
+               OR (t.said_at, t.statement_id) < (c.said_at, c.statement_id) AS appends
+          FROM cuts c
+          LEFT JOIN LATERAL (
+            SELECT p.said_at, p.statement_id, p.stance
+              FROM series_points p
+             WHERE p.topic_id = c.topic_id AND p.actor_id = c.actor_id AND p.rollup = c.rollup
+             ORDER BY p.said_at DESC, p.statement_id DESC
+             LIMIT 1) AS t ON true
+    ),
+    ranked AS (
+        SELECT p.topic_id, p.actor_id, p.rollup, p.said_at, p.statement_id, p.stance,
+               coalesce(lag(p.stance) OVER w, c.tip_stance) AS prev_stance,
+               coalesce(lag(p.statement_id) OVER w, c.tip_sid) AS prev_sid
+          FROM placed p
+          JOIN classified c USING (topic_id, actor_id, rollup)
+         WHERE c.appends AND p.is_current
+        WINDOW w AS (PARTITION BY p.topic_id, p.actor_id, p.rollup
+                     ORDER BY p.said_at, p.statement_id)
+    ),
+    added AS (
+        INSERT INTO series_points
+            (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
+             previous_statement_id, previous_stance)
+        SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
+               prev_sid, prev_stance
+          FROM ranked
+        RETURNING *
+    ),
+    fed AS (
+        INSERT INTO changes
+            (status, topic_id, actor_id, rollup, said_at, statement_id, change, stance,
+             previous_statement_id, previous_stance)
+        SELECT 'added', topic_id, actor_id, rollup, said_at, statement_id, change, stance,
+               previous_statement_id, previous_stance
+          FROM added
+         WHERE change <> 'none'
+         ORDER BY topic_id, actor_id, rollup, said_at, statement_id
     )
-    tips = {(r.topic_id, r.actor_id, r.rollup): r for r in rows}
-    tails: dict[SeriesKey, Cut] = {}
-    appended: list[ChangePoint] = []
-    for key in keys:
-        tip = tips.get(key)
-        if tip is not None and (tip.said_at, tip.statement_id) >= cuts[key]:
-            tails[key] = cuts[key]
-        else:
-            last = (tip.statement_id, Stance(tip.stance)) if tip is not None else None
-            appended.extend(_appended(key, last, members.get(key, ())))
-    if appended:
-        await insert_rows(conn, series_points, [_point_row(p) for p in appended])
-        await _feed(conn, [], [p for p in appended if p.change is not Change.NONE])
-    await recompute(conn, tails)
+    SELECT topic_id, actor_id, rollup, said_at, statement_id FROM classified WHERE NOT appends
+    """
+)
+
+Body = tuple[str, StatementBody, bool]
+"""(statement id, body, whether it is the statement's current body or the one it replaced)."""
 
 
-def _appended(
-    key: SeriesKey, last: tuple[str, Stance] | None, members: Sequence[tuple[str, StatementBody]]
-) -> list[ChangePoint]:
-    topic_id, actor_id, rollup = key
-    points = []
-    previous_stance = last[1] if last is not None else None
-    for point in extend(last, members):
-        points.append(
-            ChangePoint(
-                topic_id,
-                actor_id,
-                rollup,
-                point.body.said_at,
-                point.statement_id,
-                point.body.stance.value,
-                point.change,
-                point.previous_statement_id,
-                previous_stance.value if previous_stance is not None else None,
-            )
-        )
-        previous_stance = point.body.stance
-    return points
+async def update(conn: AsyncConnection, bodies: Sequence[Body], *, own_only: bool) -> None:
+    """Bring every series these bodies stand on up to date, taking the series' locks.
+
+    A series whose last point sorts before every body placed on it only
+    gains points, and they are all current bodies of this batch: their change
+    kinds follow from that last point, so one statement inserts them as they
+    are, and feeds the change points. That is in-order ingest, nearly every
+    series of nearly every batch, with no per-point work in Python. Any
+    other series (a late statement, a correction, a retraction) is cut at
+    its earliest body and its tail recomputed.
+    """
+    if not bodies:
+        return
+    params = {
+        "sids": [sid for sid, _, _ in bodies],
+        "actors": [b.actor_id for _, b, _ in bodies],
+        "topics": [b.topic_id for _, b, _ in bodies],
+        "said": [b.said_at for _, b, _ in bodies],
+        "stances": [b.stance.value for _, b, _ in bodies],
+        "is_current": [current for _, _, current in bodies],
+        "own_only": own_only,
+    }
+    await conn.execute(_LOCK_SERIES, params)
+    tails = await conn.execute(_UPDATE, params)
+    await recompute(
+        conn, {(r.topic_id, r.actor_id, r.rollup): (r.said_at, r.statement_id) for r in tails}
+    )
 
 
 async def recompute(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut]) -> None:
