@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         le=16,
         description="Batches read and validated while one commits (held in memory, unacked).",
     )
+    committers: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Batches committed at once, each on its own connection.",
+    )
     reclaim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)
     admin_token: SecretStr | None = None

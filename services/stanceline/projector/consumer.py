@@ -124,6 +124,14 @@ class Projector:
         await self._ahead.put(_Checked.of(list(zip(ids, raw["data"], strict=True))))
 
     async def _commit_ahead(self) -> None:
+        """One of ``settings.committers`` tasks, each a transaction on its own connection.
+
+        Two batches in flight keep Postgres busy on two backends while Python
+        prepares the next statement of either. They serialise only where they
+        touch the same statements or series (advisory locks, always taken in
+        one global order), exactly as two projector replicas would, and the
+        tables do not depend on which commits first.
+        """
         while True:
             batch = await self._ahead.get()
             try:
@@ -296,7 +304,9 @@ class Projector:
         await self._wait_for_redis(stop)
         if stop.is_set():
             return
-        committer = asyncio.create_task(self._commit_ahead())
+        committers = [
+            asyncio.create_task(self._commit_ahead()) for _ in range(self.settings.committers)
+        ]
         await self.broker.start()
         self.health.running = True
         reclaimer = asyncio.create_task(self._reclaim_forever())
@@ -306,21 +316,21 @@ class Projector:
             self.health.running = False
             self._stopping.set()
             await self.broker.stop()
-            await self._drain(committer)
+            await self._drain(committers)
             await reclaimer
             await self._finish_own_pending()
             await self.client.aclose()
 
-    async def _drain(self, committer: asyncio.Task[None], within: float = 30.0) -> None:
+    async def _drain(self, committers: list[asyncio.Task[None]], within: float = 30.0) -> None:
         """Commit what was read ahead; if Postgres stays away, leave it pending instead."""
         try:
             async with asyncio.timeout(within):
                 await self._ahead.join()
         except TimeoutError:
             log.warning("left read-ahead batches pending at shutdown; a reclaimer will take them")
-        committer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await committer
+        for committer in committers:
+            committer.cancel()
+        await asyncio.gather(*committers, return_exceptions=True)
 
     async def _finish_own_pending(self, within: float = 20.0) -> None:
         """Handle what Redis already delivered to us before exiting.
