@@ -8,7 +8,6 @@ option or a missing setting.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -18,6 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import redis.asyncio as aioredis
 import typer
+import uvloop
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -108,10 +108,16 @@ def shown_url(url: str | None) -> str:
         return "(unparseable URL)"
 
 
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """Every command's event loop: uvloop's, whose round trips cost a fraction of asyncio's
+    own. The projector and the API make thousands of them a second."""
+    return uvloop.run(work)
+
+
 def run_or_exit(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
     """Run the work; turn every expected failure into one clear line and exit 1."""
     try:
-        return asyncio.run(work)
+        return run_async(work)
     except KeyboardInterrupt:
         fail("interrupted; running the command again is safe", 130)
     except (replaying.ReplayError, stats.SchemaNotReady, rebuilding.RebuildRunning) as exc:

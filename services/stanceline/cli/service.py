@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from stanceline.cli.common import (
     Port,
     app,
     console,
+    run_async,
     setup_logging,
 )
 from stanceline.ops.migrate import migrate as run_migrations
@@ -61,7 +61,7 @@ def up(
             )
 
     try:
-        asyncio.run(
+        run_async(
             bootstrap.run_service(
                 settings,
                 servers,
@@ -93,7 +93,7 @@ def migrate() -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    run_async(run())
     console.print("database is at the latest revision")
 
 
@@ -103,7 +103,7 @@ def projector() -> None:
     setup_logging()
     settings = Settings()
     servers = bootstrap.start_servers(settings, allow_embedded=False)
-    asyncio.run(bootstrap.run_service(settings, servers, api=False, projector=True))
+    run_async(bootstrap.run_service(settings, servers, api=False, projector=True))
 
 
 @app.command()
@@ -112,7 +112,7 @@ def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     setup_logging()
     settings = Settings()
     servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
-    asyncio.run(
+    run_async(
         bootstrap.run_service(settings, servers, api=True, projector=False, host=host, port=port)
     )
 
@@ -140,5 +140,5 @@ def publish(
             await client.aclose()
 
     with source:
-        count = asyncio.run(run())
+        count = run_async(run())
     console.print(f"published {count} entries on {settings.stream}")
