@@ -114,11 +114,13 @@ def py_spy_path() -> Path | None:
 
 
 def start_profile(pid: int, output: Path, logs: Path) -> Child | None:
-    """py-spy sampling ``pid`` (on-CPU stacks only, without pausing it) into collapsed stacks."""
+    """py-spy sampling ``pid`` and its children (the API's workers; on-CPU stacks only,
+    without pausing them) into collapsed stacks."""
     binary = py_spy_path()
     if binary is None:
         return None
     command = [str(binary), "record", "--pid", str(pid), "--rate", "100", "--nonblocking"]
+    command += ["--subprocesses"]
     command += ["--format", "raw", "--output", str(output)]
     return launch("py-spy", command, {}, logs)
 

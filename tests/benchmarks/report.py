@@ -71,7 +71,8 @@ def verdicts(document: dict[str, Any]) -> list[Verdict]:
             _result(rebuilt["events_per_second"] >= 100_000, scaled=small),
         ),
         Verdict(
-            f"3. Read: history, {history['points_requested']} points, {reads['clients']} clients",
+            f"3. Read: history, {history['points_requested']} points, {reads['clients']} clients"
+            f" ({reads.get('api_workers', 1)} API workers)",
             "p99 ≤ 15 ms @1M",
             lat(history),
             _result(history["p99"] <= 15 and history["errors"] == 0, scaled=small),

@@ -18,8 +18,9 @@ whose stances drift and flip, corrections and retractions, 1% duplicates, 1% out
    timed from outside the same way (``measure.watch_ingest``); events/s and the ratio.
 2. Rebuild: the real ``stanceline.ops.rebuild.rebuild(engine)`` over the events the real
    projector stored, beside a plain-SQL copy of ``events`` as the baseline.
-3. Reads: ``stanceline api`` (uvicorn) over HTTP, 4 closed-loop httpx clients: a history of
-   50 points, a topic's stances, and GET /healthz as the HTTP floor; p50/p95/p99.
+3. Reads: ``stanceline api --workers 2`` (uvicorn, a worker per core, as it would be
+   deployed on this machine) over HTTP, 4 closed-loop httpx clients: a history of 50 points,
+   a topic's stances, and GET /healthz as the HTTP floor; p50/p95/p99.
 4. Projector RSS over the ingest (psutil samples, and the kernel's VmHWM for the peak).
 5. Lag: XADD at a steady 2,000 events/s for ~20-30 s while one client polls the changes
    feed (see ``measure.lag_figures`` for the method); p50/p99 from XADD to visible.
@@ -93,6 +94,7 @@ class Options:
     batch_size: int | None = None
     reads: int = 2_000
     clients: int = 4
+    api_workers: int = 2
     history_points: int = 50
     lag_rate: float = 2_000.0
     lag_seconds: float = 20.0
@@ -297,7 +299,7 @@ class Bench:
             port = free_port()
             api = self._start(
                 "api",
-                ["api", "--port", str(port)],
+                ["api", "--port", str(port), "--workers", str(options.api_workers)],
                 _child_env(servers, self.stream.name, self.group, options),
             )
             base_url = f"http://127.0.0.1:{port}"
@@ -310,7 +312,7 @@ class Bench:
                     requests=options.reads,
                     points=options.history_points,
                     seed=options.seed,
-                )
+                ) | {"api_workers": options.api_workers}
             _say("reads done; lag")
             self.document["lag"] = await lag_figures(
                 self.stream,
@@ -420,6 +422,12 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     add("--batch-size", type=int, help="the projector's STANCELINE_BATCH_SIZE (default: its own)")
     add("--reads", type=int, help=f"requests per read figure (default {defaults.reads:,})")
     add("--clients", type=int, default=defaults.clients, help="concurrent HTTP clients")
+    add(
+        "--api-workers",
+        type=int,
+        default=defaults.api_workers,
+        help="uvicorn worker processes of the API (stanceline api --workers)",
+    )
     add("--history-points", type=int, default=defaults.history_points)
     add("--lag-rate", type=float, default=defaults.lag_rate, help="events/s for the lag figure")
     add("--lag-seconds", type=float, help=f"publishing time (default {defaults.lag_seconds:.0f})")
@@ -446,6 +454,7 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         batch_size=args.batch_size,
         reads=args.reads or int(sized.get("reads", defaults.reads)),
         clients=args.clients,
+        api_workers=args.api_workers,
         history_points=args.history_points,
         lag_rate=args.lag_rate,
         lag_seconds=args.lag_seconds or float(sized.get("lag_seconds", defaults.lag_seconds)),

@@ -134,3 +134,34 @@ def _servers_under(data_dir: Path) -> list[int]:
         for p in psutil.process_iter(["cmdline"])
         if any(str(data_dir) in part for part in (p.info["cmdline"] or []))
     ]
+
+
+async def test_api_with_two_workers_serves_and_stops_on_ctrl_c(
+    settings: Settings, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """``stanceline api --workers 2``: two processes behind one port, gone after Ctrl-C."""
+    env = _env(settings)
+    async with service_running(["up"], env, tmp_path) as service:
+        for line in founding_lines():
+            await redis_client.xadd(settings.stream, {"event": line})
+        async with httpx.AsyncClient(base_url=service.base_url) as http:
+            await eventually(
+                lambda: _json(http, US_HISTORY), lambda b: len(b.get("points", [])) == 3
+            )
+        assert await stop(service) == 0
+
+    async with service_running(["api", "--workers", "2"], env, tmp_path) as api:
+        workers = psutil.Process(api.process.pid).children(recursive=True)
+        assert len([w for w in workers if "spawn_main" in " ".join(w.cmdline())]) == 2
+        async with httpx.AsyncClient(base_url=api.base_url) as http:
+            for _ in range(8):  # several connections, so both workers answer some
+                body = await _json(http, US_HISTORY)
+                assert [p[:2] for p in _us_points(body)] == [
+                    ("2023-05-24", "oppose"),
+                    ("2024-05-30", "neutral"),
+                    ("2024-11-17", "support"),
+                ]
+            assert (await http.get("/readyz")).status_code == 200
+        assert await stop(api) == 0
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert [w for w in alive if w.status() != psutil.STATUS_ZOMBIE] == []

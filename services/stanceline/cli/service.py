@@ -8,6 +8,7 @@ from typing import Annotated
 
 import redis.asyncio as aioredis
 import typer
+import uvicorn
 
 from stanceline import bootstrap
 from stanceline.cli.common import (
@@ -107,10 +108,34 @@ def projector() -> None:
 
 
 @app.command()
-def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+def api(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port, each with its own connection pool;"
+            " one per core keeps latency flat under concurrent clients.",
+        ),
+    ] = 1,
+) -> None:
     """Run only the read API against STANCELINE_DATABASE_URL."""
     setup_logging()
     settings = Settings()
+    if workers > 1:
+        if not settings.database_url:
+            raise typer.BadParameter("set STANCELINE_DATABASE_URL")
+        # uvicorn supervises the workers (and their signals); each builds its own app.
+        uvicorn.run(
+            "stanceline.readmodel.app:from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+        return
     servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
     run_async(
         bootstrap.run_service(settings, servers, api=True, projector=False, host=host, port=port)

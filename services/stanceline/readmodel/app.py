@@ -90,6 +90,13 @@ def create_app(
     return app
 
 
+def from_environment() -> FastAPI:
+    """The app as ``STANCELINE_*`` describes it: the factory each uvicorn worker process
+    calls when ``stanceline api --workers N`` runs several."""
+    settings = Settings()
+    return create_app(database_url=settings.database_url, settings=settings)
+
+
 def _required(url: str | None) -> str:
     if url is None:
         raise RuntimeError("create_app needs an engine or a database_url")

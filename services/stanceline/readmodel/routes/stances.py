@@ -118,7 +118,7 @@ async def _current_from_projection(
     row = last[0]
     if include_descendants:
         tree = await queries.current_stances(
-            conn, topic_ids=[topic_id], actor_ids=queries.members_of(actor_id), as_of=as_of
+            conn, topic_ids=[topic_id], below=actor_id, as_of=as_of
         )
         members = [(r.actor_id, r.stance) for r in tree]
     else:
@@ -161,7 +161,7 @@ async def actor_stances(
             tree = await queries.current_stances(
                 conn,
                 topic_ids=[r.topic_id for r in rows],
-                actor_ids=queries.members_of(actor_id),
+                below=actor_id,
                 as_of=as_of,
             )
             for t in tree:
