@@ -89,6 +89,8 @@ async def rebuild(
         # the connection if this process dies, so a crashed rebuild never blocks the next.
         if not await guard.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _REBUILD_KEY}):
             raise RebuildRunning("another rebuild is running on this database; try again later")
+        # The lock outlives the transaction; an open one would hold vacuum back meanwhile.
+        await guard.commit()
         try:
             return await _rebuild(
                 engine, dry_run=dry_run, chunk=chunk, parallel=parallel, progress=progress

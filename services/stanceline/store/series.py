@@ -288,14 +288,15 @@ _ANY_POINTS_BELOW = sa.text(
     """
     SELECT EXISTS (
         SELECT 1 FROM actor_lineage l
-          JOIN series_points p ON p.actor_id = l.actor_id AND NOT p.rollup
+          JOIN statements s ON s.actor_id = l.actor_id AND s.visible
          WHERE l.ancestor_id = ANY(CAST(:actors AS text[])))
     """
 )
 
 
 async def any_points_below(conn: AsyncConnection, actor_ids: set[str]) -> bool:
-    """Whether any of these actors, or anyone below them, has a point on a timeline."""
+    """Whether any of these actors, or anyone below them, has a point on a timeline:
+    a visible statement is an own point."""
     return bool(await conn.scalar(_ANY_POINTS_BELOW, {"actors": sorted(actor_ids)}))
 
 

@@ -142,6 +142,8 @@ statements = sa.Table(
         "statement_id",
         postgresql_where=sa.text("visible"),
     ),
+    # Whether an actor has own points: a visible statement is one (series.any_points_below).
+    sa.Index("ix_statements_actor", "actor_id", postgresql_where=sa.text("visible")),
 )
 
 series_points = sa.Table(
@@ -156,7 +158,6 @@ series_points = sa.Table(
     sa.Column("change", sa.Text, nullable=False),
     sa.Column("previous_statement_id", Id),
     sa.Column("previous_stance", sa.Text),
-    sa.Index("ix_series_points_actor", "actor_id", "rollup", "topic_id", "said_at"),
 )
 """Every timeline, own (``rollup`` false) and with descendants merged (true), with
 each point's change kind relative to the previous point of that same series."""
