@@ -41,12 +41,20 @@ from stanceline.store import bulk
 from stanceline.store.ingest import project_stored
 from stanceline.store.known import rehydrate
 from stanceline.store.locks import lock_hierarchy
-from stanceline.store.tables import PROJECTION_TABLES, changes, events, projection_meta
+from stanceline.store.tables import (
+    PROJECTION_TABLES,
+    changes,
+    events,
+    projection_meta,
+    series_points,
+    statements,
+)
 
 SHADOW = "stanceline_rebuild"
 RETIRED = "stanceline_retired"
 _SCRATCH = (changes,)  # written by the fold, never swapped in: the feed is a log, kept as is
 _SHADOW_TABLES = (*PROJECTION_TABLES, *_SCRATCH)
+_KEYED_AFTER_LOAD = (statements, series_points)
 _CATCH_UPS = 8
 """Catch-up rounds before the final one under the lock, however fast writers append."""
 
@@ -142,20 +150,29 @@ async def _live_schema(engine: AsyncEngine) -> str:
 
 
 async def _fresh_shadow(engine: AsyncEngine) -> None:
-    """Empty shadow tables with their primary keys; secondary indexes come after the
-    bulk build (``_index_shadow``), which is faster than maintaining them row by row."""
+    """Empty shadow tables. The big ones lose their primary keys until after the bulk
+    build (``_index_shadow``): building an index over loaded rows is faster than
+    maintaining it row by row, and the set-based build writes each key once anyway."""
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE"))
         await conn.execute(sa.text(f"CREATE SCHEMA {SHADOW}"))
         shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
         for table in _SHADOW_TABLES:
             await shadow.execute(CreateTable(table))
+        for table in _KEYED_AFTER_LOAD:
+            name = table.primary_key.name
+            await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} DROP CONSTRAINT {name}"))
 
 
 async def _index_shadow(conn: AsyncConnection) -> None:
     """The same indexes, under the same names, as Alembic gives the live tables, and
     planner statistics, so the first reads after the swap are planned as before it."""
     await conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+    for table in _KEYED_AFTER_LOAD:
+        key = table.primary_key
+        columns = ", ".join(c.name for c in key.columns)
+        add = f"ADD CONSTRAINT {key.name} PRIMARY KEY ({columns})"
+        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} {add}"))
     shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
     for table in _SHADOW_TABLES:
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
