@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         description="Batches read and validated while one commits (held in memory, unacked).",
     )
     committers: int = Field(
-        default=2,
+        default=4,
         ge=1,
         le=8,
         description="Batches committed at once, each on its own connection.",

@@ -126,11 +126,13 @@ class Projector:
     async def _commit_ahead(self) -> None:
         """One of ``settings.committers`` tasks, each a transaction on its own connection.
 
-        Two batches in flight keep Postgres busy on two backends while Python
-        prepares the next statement of either. They serialise only where they
-        touch the same statements or series (advisory locks, always taken in
-        one global order), exactly as two projector replicas would, and the
-        tables do not depend on which commits first.
+        Several batches in flight keep Postgres busy on several backends while
+        Python prepares the next statement of any. They serialise only where
+        they touch the same statements or series (advisory locks, always taken
+        in one global order), exactly as projector replicas would, and the
+        tables do not depend on which commits first. Consecutive batches
+        nearly always share a rolled-up series, so the series step runs one
+        batch at a time and everything before it overlaps.
         """
         while True:
             batch = await self._ahead.get()

@@ -29,7 +29,7 @@ from stanceline.contract import (
     TOPIC_REGISTERED,
 )
 from stanceline.store.catalogue import rebuild_lineage
-from stanceline.store.series import CHANGE_KIND
+from stanceline.store.series import INSERT_RANKED
 
 _LATEST = "ORDER BY {key}, time DESC, event_id DESC"
 _SLICE = "(hashtext({key}) & 2147483647) % :parts = :part"
@@ -124,12 +124,7 @@ _TOPICS = f"""
 """
 
 _SERIES = f"""
-    INSERT INTO series_points
-        (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
-         previous_statement_id, previous_stance)
-    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
-           prev_sid, prev_stance
-      FROM (
+    WITH ranked AS (
         SELECT m.*, lag(stance) OVER w AS prev_stance, lag(statement_id) OVER w AS prev_sid
           FROM (
             SELECT topic_id, actor_id, false AS rollup, said_at, statement_id, stance
@@ -140,7 +135,8 @@ _SERIES = f"""
              WHERE s.visible AND {_SLICE.format(key="s.topic_id")}
           ) AS m
         WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
-      ) AS ranked
+    )
+    {INSERT_RANKED}
 """
 
 

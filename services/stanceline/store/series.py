@@ -36,6 +36,16 @@ CHANGE_KIND = """
          ELSE 'flip' END"""
 """The domain's change rule (``stance.change_between``) over ``prev_stance`` and ``stance``."""
 
+INSERT_RANKED = f"""
+    INSERT INTO series_points
+        (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
+         previous_statement_id, previous_stance)
+    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
+           prev_sid, prev_stance
+      FROM ranked"""
+"""Points from a ``ranked`` relation (each member with the ``prev_stance`` and
+``prev_sid`` before it in its series), change kinds computed as they are inserted."""
+
 _AFFECTED = """
     affected AS (
         SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
@@ -89,12 +99,7 @@ _INSERT_TAILS = sa.text(
         WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
     ),
     added AS (
-        INSERT INTO series_points
-            (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
-             previous_statement_id, previous_stance)
-        SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
-               prev_sid, prev_stance
-          FROM ranked
+        {INSERT_RANKED}
          WHERE fresh
         RETURNING *
     )
@@ -175,12 +180,7 @@ _UPDATE = sa.text(
                      ORDER BY p.said_at, p.statement_id)
     ),
     added AS (
-        INSERT INTO series_points
-            (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
-             previous_statement_id, previous_stance)
-        SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
-               prev_sid, prev_stance
-          FROM ranked
+        {INSERT_RANKED}
         RETURNING *
     ),
     fed AS (
