@@ -41,44 +41,43 @@ _STATEMENTS = f"""
          speaker_name, speaker_role, quote, source_url, published_at, speech_act, certainty,
          recorded_by, corrected_time, corrected_by, retracted_time, retracted_by,
          retraction_reason)
-    WITH recorded AS (
-        SELECT DISTINCT ON (statement_id) statement_id, event_id, data
-          FROM {{events}} WHERE type = '{STATEMENT_RECORDED}' AND position <= :upto
-           AND {_STATEMENT_SLICE}
-         ORDER BY statement_id, event_id
-    ), corrected AS (
-        SELECT DISTINCT ON (statement_id) statement_id, time, event_id, data
-          FROM {{events}} WHERE type = '{STATEMENT_CORRECTED}' AND position <= :upto
-           AND {_STATEMENT_SLICE}
-         {_LATEST.format(key="statement_id")}
-    ), retracted AS (
-        SELECT DISTINCT ON (statement_id) statement_id, time, event_id, data ->> 'reason' AS reason
-          FROM {{events}} WHERE type = '{STATEMENT_RETRACTED}' AND position <= :upto
-           AND {_STATEMENT_SLICE}
-         {_LATEST.format(key="statement_id")}
-    ), ids AS (
-        SELECT statement_id FROM recorded
-        UNION SELECT statement_id FROM corrected
-        UNION SELECT statement_id FROM retracted
+    WITH picked AS (
+        -- One pass over the statement events: per statement and type, the recording with
+        -- the smallest event id, and the latest correction and retraction.
+        SELECT DISTINCT ON (statement_id, type) statement_id, type, time, event_id, data
+          FROM {{events}}
+         WHERE type IN ('{STATEMENT_RECORDED}', '{STATEMENT_CORRECTED}',
+                        '{STATEMENT_RETRACTED}')
+           AND position <= :upto AND {_STATEMENT_SLICE}
+         ORDER BY statement_id, type,
+                  CASE WHEN type = '{STATEMENT_RECORDED}' THEN event_id END,
+                  time DESC, event_id DESC
+    ), folded AS (
+        SELECT statement_id,
+               max(event_id) FILTER (WHERE type = '{STATEMENT_RECORDED}') AS recorded_by,
+               max(time) FILTER (WHERE type = '{STATEMENT_CORRECTED}') AS corrected_time,
+               max(event_id) FILTER (WHERE type = '{STATEMENT_CORRECTED}') AS corrected_by,
+               max(time) FILTER (WHERE type = '{STATEMENT_RETRACTED}') AS retracted_time,
+               max(event_id) FILTER (WHERE type = '{STATEMENT_RETRACTED}') AS retracted_by,
+               max(data ->> 'reason') FILTER (WHERE type = '{STATEMENT_RETRACTED}') AS reason,
+               coalesce((array_agg(data) FILTER (WHERE type = '{STATEMENT_CORRECTED}'))[1],
+                        (array_agg(data) FILTER (WHERE type = '{STATEMENT_RECORDED}'))[1]) AS d
+          FROM picked
+         GROUP BY statement_id
     )
-    SELECT ids.statement_id,
-           b.d ->> 'actor_id', b.d ->> 'topic_id', (b.d ->> 'said_at')::timestamptz,
-           b.d ->> 'stance',
+    SELECT statement_id,
+           d ->> 'actor_id', d ->> 'topic_id', (d ->> 'said_at')::timestamptz, d ->> 'stance',
            -- Defaults only for a body: a statement known only by its retraction has none.
-           CASE WHEN b.d IS NOT NULL THEN
-               coalesce((b.d ->> 'score')::float8,
-                        CASE b.d ->> 'stance' WHEN 'support' THEN 1.0
-                                              WHEN 'oppose' THEN -1.0 ELSE 0.0 END) END,
-           CASE WHEN b.d IS NOT NULL THEN coalesce((b.d ->> 'confidence')::float8, 1.0) END,
-           b.d -> 'speaker' ->> 'name', b.d -> 'speaker' ->> 'role', b.d ->> 'quote',
-           b.d ->> 'source_url', (b.d ->> 'published_at')::timestamptz,
-           b.d ->> 'speech_act', b.d ->> 'certainty',
-           r.event_id, c.time, c.event_id, x.time, x.event_id, x.reason
-      FROM ids
-      LEFT JOIN recorded r USING (statement_id)
-      LEFT JOIN corrected c USING (statement_id)
-      LEFT JOIN retracted x USING (statement_id)
-     CROSS JOIN LATERAL (SELECT coalesce(c.data, r.data) AS d) AS b
+           CASE WHEN d IS NOT NULL THEN
+               coalesce((d ->> 'score')::float8,
+                        CASE d ->> 'stance' WHEN 'support' THEN 1.0
+                                            WHEN 'oppose' THEN -1.0 ELSE 0.0 END) END,
+           CASE WHEN d IS NOT NULL THEN coalesce((d ->> 'confidence')::float8, 1.0) END,
+           d -> 'speaker' ->> 'name', d -> 'speaker' ->> 'role', d ->> 'quote',
+           d ->> 'source_url', (d ->> 'published_at')::timestamptz,
+           d ->> 'speech_act', d ->> 'certainty',
+           recorded_by, corrected_time, corrected_by, retracted_time, retracted_by, reason
+      FROM folded
 """
 
 _ACTORS = f"""
