@@ -20,6 +20,7 @@ from fixtures.servers import PostgresServer, RedisServer
 from stanceline.projector.consumer import ensure_group
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
+from stanceline.store.locks import HIERARCHY_KEY
 from support.dump import dump_projection
 from support.events import actor, retraction, statement
 from support.running import eventually, projector_running
@@ -101,6 +102,43 @@ async def test_an_entry_past_the_delivery_cap_is_dead_lettered_with_its_count(
     assert bytes(dead.raw) == poison
     assert "gave up after 5 deliveries" in dead.reason
     assert "last error: Boom: x" in dead.reason
+
+
+async def test_a_batch_waiting_past_the_reclaim_threshold_is_not_taken_from_its_consumer(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis
+) -> None:
+    """Read-ahead batches can wait behind another transaction's locks for longer than
+    the reclaim threshold. Reclaimers must not take them from a live consumer: each
+    claim would count a delivery, until the cap dead-lettered valid entries."""
+    quick = settings.model_copy(update={"reclaim_idle_ms": 300, "max_deliveries": 2})
+    lines = founding_lines()[:5]
+    async with engine.connect() as blocker:
+        # Every batch takes the hierarchy lock first: holding it keeps them all waiting.
+        await blocker.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": HIERARCHY_KEY})
+        await blocker.commit()
+        async with projector_running(quick, engine) as projector:
+            try:
+                await publish(redis_client, quick.stream, lines)
+                await eventually(lambda: pending(redis_client, quick), lambda n: n == len(lines))
+                for _ in range(15):  # 1.5 s, five times the threshold
+                    taken = await redis_client.xautoclaim(
+                        quick.stream, quick.group, "thief", min_idle_time=300, justid=True
+                    )
+                    assert taken == []
+                    await asyncio.sleep(0.1)
+                held = await redis_client.xpending_range(
+                    quick.stream, quick.group, min="-", max="+", count=100
+                )
+                assert {p["consumer"].decode() for p in held} == {projector.consumer}
+                assert {int(p["times_delivered"]) for p in held} == {1}
+            finally:
+                unlock = sa.text("SELECT pg_advisory_unlock(:k)")
+                await blocker.execute(unlock, {"k": HIERARCHY_KEY})
+                await blocker.commit()
+            await eventually(lambda: pending(redis_client, quick), lambda n: n == 0)
+
+    assert await scalar(engine, "SELECT count(*) FROM events") == len(lines)
+    assert await scalar(engine, "SELECT count(*) FROM dead_letters") == 0
 
 
 async def test_postgres_going_away_mid_ingest_loses_and_dead_letters_nothing(

@@ -110,6 +110,8 @@ class Projector:
         )(self._on_batch)
         self._stopping = asyncio.Event()
         self._ahead: asyncio.Queue[_Checked] = asyncio.Queue(maxsize=settings.read_ahead)
+        self._in_flight: set[str] = set()
+        """Entries delivered to this consumer and not yet committed or given up."""
 
     async def _on_batch(self, message: Annotated[Any, Context("message")]) -> None:
         """Validate the batch and queue it for the committer, then let FastStream read on.
@@ -121,7 +123,9 @@ class Projector:
         """
         raw = message.raw_message
         ids = [i.decode() for i in raw["message_ids"]]
-        await self._ahead.put(_Checked.of(list(zip(ids, raw["data"], strict=True))))
+        batch = _Checked.of(list(zip(ids, raw["data"], strict=True)))
+        self._in_flight.update(batch.entry_ids)
+        await self._ahead.put(batch)
 
     async def _commit_ahead(self) -> None:
         """One of ``settings.committers`` tasks, each a transaction on its own connection.
@@ -145,7 +149,9 @@ class Projector:
 
     async def handle(self, entries: Sequence[tuple[str, dict[bytes, bytes] | None]]) -> BatchReport:
         """Validate and commit the batch (retrying while Postgres is away), then ack it."""
-        return await self._finish(_Checked.of(entries))
+        batch = _Checked.of(entries)
+        self._in_flight.update(batch.entry_ids)
+        return await self._finish(batch)
 
     async def _finish(self, batch: _Checked) -> BatchReport:
         started = time.perf_counter()
@@ -155,6 +161,8 @@ class Projector:
             # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
             await self._remember_error(batch.entry_ids, exc)
             raise
+        finally:
+            self._in_flight.difference_update(batch.entry_ids)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.ENTRIES.labels("appended").inc(report.appended)
         metrics.ENTRIES.labels("duplicate").inc(report.duplicates)
@@ -289,6 +297,37 @@ class Projector:
             if start == "0-0":
                 return handled
 
+    async def _keep_in_flight(self) -> None:
+        """Keep the entries this consumer holds from looking abandoned.
+
+        A batch can wait in the read-ahead queue, or for another batch's locks,
+        longer than the reclaim threshold. Reclaimers elsewhere would then claim
+        it, each claim counting as a delivery, until the delivery cap dead-letters
+        valid entries. So, while the process lives, its in-flight entries are
+        re-claimed by itself with ``JUSTID`` (which resets their idle time and
+        counts no delivery) once they are idle half the threshold; an entry that
+        another consumer claimed more recently is younger than that and is left
+        alone. When the process dies the heartbeat stops with it, and its entries
+        are reclaimed as before.
+        """
+        half = self.settings.reclaim_idle_ms // 2
+        while not self._stopping.is_set():
+            ids: list[Any] = sorted(self._in_flight)
+            try:
+                for start in range(0, len(ids), 1000):
+                    await self.client.xclaim(
+                        self.settings.stream,
+                        self.settings.group,
+                        self.consumer,
+                        min_idle_time=half,
+                        message_ids=ids[start : start + 1000],
+                        justid=True,
+                    )
+            except RedisError as exc:
+                log.warning("could not refresh in-flight entries (%s); trying again", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=half / 2000)
+
     async def _reclaim_forever(self) -> None:
         interval = self.settings.reclaim_idle_ms / 2000
         while not self._stopping.is_set():
@@ -312,6 +351,7 @@ class Projector:
         await self.broker.start()
         self.health.running = True
         reclaimer = asyncio.create_task(self._reclaim_forever())
+        heartbeat = asyncio.create_task(self._keep_in_flight())
         try:
             await stop.wait()
         finally:
@@ -320,6 +360,7 @@ class Projector:
             await self.broker.stop()
             await self._drain(committers)
             await reclaimer
+            await heartbeat
             await self._finish_own_pending()
             await self.client.aclose()
 
