@@ -111,6 +111,9 @@ class Projector:
         self._stopping = asyncio.Event()
         self._ahead: asyncio.Queue[_Checked] = asyncio.Queue(maxsize=settings.read_ahead)
         self._in_flight: set[str] = set()
+        self._free_to_commit = asyncio.Event()
+        """Cleared while the reclaimer commits what it claimed, so that goes first."""
+        self._free_to_commit.set()
         """Entries delivered to this consumer and not yet committed or given up."""
 
     async def _on_batch(self, message: Annotated[Any, Context("message")]) -> None:
@@ -139,6 +142,7 @@ class Projector:
         batch at a time and everything before it overlaps.
         """
         while True:
+            await self._free_to_commit.wait()
             batch = await self._ahead.get()
             try:
                 await self._finish(batch)
@@ -291,7 +295,13 @@ class Projector:
                             self._errors_key, *[r.stream_entry_id or "" for r in capped]
                         )
                 if retry:
-                    await self.handle(retry)
+                    # Reclaimed entries go first: they have been delivered before, and
+                    # each further claim counts towards the cap. New batches wait.
+                    self._free_to_commit.clear()
+                    try:
+                        await self.handle(retry)
+                    finally:
+                        self._free_to_commit.set()
                 handled += len(entries)
             start = next_id.decode() if isinstance(next_id, bytes) else str(next_id)
             if start == "0-0":
