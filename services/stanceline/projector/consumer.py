@@ -111,10 +111,10 @@ class Projector:
         self._stopping = asyncio.Event()
         self._ahead: asyncio.Queue[_Checked] = asyncio.Queue(maxsize=settings.read_ahead)
         self._in_flight: set[str] = set()
+        """Entries delivered to this consumer and not yet committed or given up."""
         self._free_to_commit = asyncio.Event()
         """Cleared while the reclaimer commits what it claimed, so that goes first."""
         self._free_to_commit.set()
-        """Entries delivered to this consumer and not yet committed or given up."""
 
     async def _on_batch(self, message: Annotated[Any, Context("message")]) -> None:
         """Validate the batch and queue it for the committer, then let FastStream read on.
@@ -318,10 +318,10 @@ class Projector:
         counts no delivery) once they are idle half the threshold; an entry that
         another consumer claimed more recently is younger than that and is left
         alone. When the process dies the heartbeat stops with it, and its entries
-        are reclaimed as before.
+        are reclaimed as before. At shutdown it beats until the last batch is done.
         """
         half = self.settings.reclaim_idle_ms // 2
-        while not self._stopping.is_set():
+        while True:
             ids: list[Any] = sorted(self._in_flight)
             try:
                 for start in range(0, len(ids), 1000):
@@ -335,8 +335,7 @@ class Projector:
                     )
             except RedisError as exc:
                 log.warning("could not refresh in-flight entries (%s); trying again", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=half / 2000)
+            await asyncio.sleep(half / 2000)
 
     async def _reclaim_forever(self) -> None:
         interval = self.settings.reclaim_idle_ms / 2000
@@ -370,8 +369,10 @@ class Projector:
             await self.broker.stop()
             await self._drain(committers)
             await reclaimer
-            await heartbeat
             await self._finish_own_pending()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
             await self.client.aclose()
 
     async def _drain(self, committers: list[asyncio.Task[None]], within: float = 30.0) -> None:

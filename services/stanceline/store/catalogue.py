@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stanceline.domain.facts import ActorRegistered, TopicRegistered, Version, version_of
-from stanceline.store.arrays import any_of, insert_rows
+from stanceline.store.arrays import insert_rows
 from stanceline.store.tables import actor_lineage, actors, topics
 
 Parents = dict[str, str | None]
@@ -170,16 +170,3 @@ async def rebuild_lineage(conn: AsyncConnection) -> None:
     """Recompute the closure from ``actors``; only under the exclusive hierarchy lock."""
     await conn.execute(sa.delete(actor_lineage))
     await conn.execute(_REBUILD_LINEAGE)
-
-
-async def lineages(conn: AsyncConnection, actor_ids: Iterable[str]) -> dict[str, list[str]]:
-    rows = await conn.execute(
-        sa.select(actor_lineage.c.actor_id, actor_lineage.c.ancestor_id)
-        .where(actor_lineage.c.actor_id == any_of("ids"))
-        .order_by(actor_lineage.c.actor_id, actor_lineage.c.depth),
-        {"ids": sorted(set(actor_ids))},
-    )
-    result: dict[str, list[str]] = {}
-    for r in rows:
-        result.setdefault(r.actor_id, []).append(r.ancestor_id)
-    return result

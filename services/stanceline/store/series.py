@@ -4,8 +4,10 @@ A statement that arrives, moves or disappears changes the points from its
 own (``said_at``, statement id) onwards: the change kind of a point depends
 only on the point before it. So each affected series is cut at its
 earliest touched key, and the tail is rebuilt from ``statements`` with the
-one point before the cut as the window's seed. In-order ingest thus inserts
-just the new points; any arrival order ends in the same rows.
+one point before the cut as the window's seed. When the cut falls after a
+series' last point (in-order ingest) there is nothing to recompute: the new
+points are inserted with their change kinds, in one statement for the whole
+batch. Any arrival order ends in the same rows.
 """
 
 from __future__ import annotations
@@ -307,9 +309,3 @@ async def recompute_all_rollups(conn: AsyncConnection) -> None:
     """
     rows = (await conn.execute(_ALL_ROLLUP_SERIES)).all()
     await recompute(conn, {(r.topic_id, r.actor_id, True): BEGINNING for r in rows})
-
-
-def widen(cuts: dict[SeriesKey, Cut], key: SeriesKey, cut: Cut) -> None:
-    """Keep the earliest cut per series."""
-    if key not in cuts or cut < cuts[key]:
-        cuts[key] = cut
