@@ -32,10 +32,14 @@ class Settings(BaseSettings):
         description="Batches read and validated while one commits (held in memory, unacked).",
     )
     committers: int = Field(
-        default=4,
+        default=1,
         ge=1,
         le=8,
-        description="Batches committed at once, each on its own connection.",
+        description=(
+            "Batches committed at once, each on its own connection. More overlap only the"
+            " steps before the series locks, and keep more entries in flight: a crash puts"
+            " all of them through another delivery."
+        ),
     )
     reclaim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)
