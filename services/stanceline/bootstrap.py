@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.ops.migrate import migrate
@@ -28,6 +29,7 @@ from stanceline.readmodel.app import create_app
 from stanceline.resources import founding_example
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
+from stanceline.store.errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,10 @@ async def run_service(
     health = ProjectorHealth() if projector else None
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
+    _on_signals(stop, lambda: setattr(server, "should_exit", True) if server else None)
     try:
-        await migrate(engine)
+        if not await _migrated(engine, stop):
+            return
         if projector:
             assert health is not None
             worker = Projector(settings, engine, servers.redis_url, health)
@@ -117,7 +121,6 @@ async def run_service(
             )
             server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
             tasks.append(asyncio.create_task(server.serve(), name="api"))
-        _on_signals(stop, *([lambda: setattr(server, "should_exit", True)] if server else []))
         if demo:
             await publish_demo(settings, servers.redis_url)
         if on_ready:
@@ -131,6 +134,29 @@ async def run_service(
         await asyncio.gather(*tasks)
     finally:
         await engine.dispose()
+
+
+async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
+    """Migrate once Postgres answers; False if asked to stop before it did.
+
+    A replica that starts while Postgres restarts waits for it, as a running
+    one does, instead of exiting and leaving its restart to a supervisor.
+    """
+    delay = 0.2
+    while True:
+        try:
+            await migrate(engine)
+            return True
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            log.warning("Postgres unavailable (%s); retrying in %.1fs", reason, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        if stop.is_set():
+            return False
+        delay = min(delay * 2, 5.0)
 
 
 async def publish_demo(settings: Settings, redis_url: str) -> int:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -16,7 +20,7 @@ from fixtures.servers import traversable_tmpdir
 from stanceline.settings import Settings
 from support.events import statement
 from support.running import eventually
-from support.service import free_port, service_running, stop
+from support.service import STANCELINE, free_port, service_running, stop
 
 US_HISTORY = "/v1/actors/us/topics/us-arms-strikes-inside-russia/history?include_descendants=true"
 BELGOROD = "/v1/topics/us-vehicles-used-in-belgorod-raid/stances"
@@ -165,3 +169,30 @@ async def test_api_with_two_workers_serves_and_stops_on_ctrl_c(
         assert await stop(api) == 0
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert [w for w in alive if w.status() != psutil.STATUS_ZOMBIE] == []
+
+
+async def test_a_projector_started_while_postgres_is_away_waits_for_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A replica that starts during a Postgres restart waits, and Ctrl-C still stops it."""
+    env = {**_env(settings), "STANCELINE_DATABASE_URL": f"postgresql://x@127.0.0.1:{free_port()}/x"}
+    log = tmp_path / "projector.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            str(STANCELINE),
+            "projector",
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        await eventually(
+            lambda: asyncio.sleep(0, log.read_text(errors="replace")),
+            lambda text: "Postgres unavailable" in text,
+        )
+        await asyncio.sleep(1)
+        assert process.returncode is None, log.read_text(errors="replace")
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0, log.read_text(errors="replace")
