@@ -15,11 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 HIERARCHY_KEY = 0x5354_414E_4345  # "STANCE": shared by statement batches, exclusive for moves.
 
-_LOCK_SORTED = sa.text(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM ("
-    " SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest(CAST(:keys AS text[])) AS x"
-    " ORDER BY k) AS sorted"
-)
+
+def sorted_locks(keys: str) -> str:
+    """SQL taking a transaction lock on each key that ``keys`` (a query with one text
+    column, ``key``) yields, in ascending hash order: the one order every locker uses."""
+    return (
+        "SELECT count(pg_advisory_xact_lock(k)) FROM ("
+        f" SELECT DISTINCT hashtextextended(key, 0) AS k FROM ({keys}) AS keys"
+        " ORDER BY k) AS sorted"
+    )
+
+
+_LOCK_SORTED = sa.text(sorted_locks("SELECT unnest(CAST(:keys AS text[])) AS key"))
 
 
 async def lock_hierarchy(conn: AsyncConnection, *, exclusive: bool) -> None:

@@ -23,6 +23,7 @@ from stanceline.domain.facts import StatementBody
 from stanceline.domain.feed import ChangePoint, feed_diff
 from stanceline.domain.stance import Change
 from stanceline.store.arrays import insert_rows
+from stanceline.store.locks import sorted_locks
 from stanceline.store.tables import changes
 
 SeriesKey = tuple[str, str, bool]
@@ -139,15 +140,15 @@ _PLACED = """
 """Each body on every series it stands on: its actor's own, and (unless ``own_only``)
 the rolled-up series of the actor and each of its ancestors."""
 
+# The key text of a series lock is what ``locks.lock_keys(conn, "series", ...)`` made of
+# f"{topic}/{actor}/{rollup}" before this statement took the locks itself, so projectors
+# of either version still exclude each other during a rolling upgrade.
 _LOCK_SERIES = sa.text(
-    f"""
-    WITH {_PLACED}
-    SELECT count(pg_advisory_xact_lock(k)) FROM (
-        SELECT DISTINCT hashtextextended(
-                   'series:' || topic_id || '/' || actor_id || '/' || rollup::text, 0) AS k
-          FROM placed
-         ORDER BY k) AS sorted
-    """
+    f"WITH {_PLACED} "
+    + sorted_locks(
+        "SELECT 'series:' || topic_id || '/' || actor_id || '/'"
+        " || CASE WHEN rollup THEN 'True' ELSE 'False' END AS key FROM placed"
+    )
 )
 
 _UPDATE = sa.text(
