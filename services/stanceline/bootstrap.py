@@ -21,12 +21,13 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
+from stanceline.health import ProjectorHealth
 from stanceline.ops.migrate import migrate
 from stanceline.ops.publish import publish_lines
 from stanceline.projector.consumer import Projector, ensure_group
-from stanceline.projector.health import ProjectorHealth
 from stanceline.readmodel.app import create_app
 from stanceline.resources import founding_example
+from stanceline.retry import Stopped, with_backoff
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 from stanceline.store.errors import is_transient
@@ -142,21 +143,18 @@ async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
     A replica that starts while Postgres restarts waits for it, as a running
     one does, instead of exiting and leaving its restart to a supervisor.
     """
-    delay = 0.2
-    while True:
-        try:
-            await migrate(engine)
-            return True
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-            log.warning("Postgres unavailable (%s); retrying in %.1fs", reason, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-        if stop.is_set():
-            return False
-        delay = min(delay * 2, 5.0)
+    try:
+        await with_backoff(
+            lambda: migrate(engine),
+            on=Exception,
+            transient=is_transient,
+            what="Postgres unavailable",
+            log=log,
+            stop=stop,
+        )
+    except Stopped:
+        return False
+    return True
 
 
 async def publish_demo(settings: Settings, redis_url: str) -> int:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import founding_lines
 from stanceline.contract import Rejection, parse_event
-from stanceline.projector.health import ProjectorHealth
+from stanceline.health import ProjectorHealth
 from stanceline.readmodel.app import create_app
 from stanceline.store.db import create_engine, writing
 from stanceline.store.ingest import store_batch

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stanceline.projector.health import ProjectorHealth
+from stanceline.health import ProjectorHealth
 from stanceline.readmodel import problems
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.settings import Settings

@@ -1,4 +1,8 @@
-"""What the projector tells ``/readyz`` about itself."""
+"""What the projector tells ``/readyz`` about itself.
+
+A neutral module, so the read model can show it without importing the projector:
+the projector writes the flags, the API only reads them.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,164 @@
+"""Committing validated batches, then acknowledging them: the only place that XACKs.
+
+Each batch is one transaction (through `pipeline.store_checked`, the one path
+into the store), retried while Postgres is away, and acked only after it
+commits. A batch that fails otherwise stays pending in Redis, with its error
+remembered for the delivery cap, and a reclaimer brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stanceline.health import ProjectorHealth
+from stanceline.projector import metrics, pipeline
+from stanceline.projector.entries import Entry, entry_bytes
+from stanceline.retry import with_backoff
+from stanceline.settings import Settings
+from stanceline.store.errors import StoreUnavailable
+from stanceline.store.records import Accepted, BatchReport, Rejected
+
+log = logging.getLogger(__name__)
+
+StreamEntries = Sequence[tuple[str, dict[bytes, bytes] | None]]
+"""Entries as Redis hands them over: id and fields, or ``None`` for a trimmed entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A batch of stream entries, validated against the contract, ready to commit."""
+
+    entry_ids: list[str]
+    items: list[Accepted | Rejected]
+
+    @classmethod
+    def of(cls, entries: StreamEntries) -> Checked:
+        read: list[Entry | Rejected] = [
+            entry_bytes(entry_id, fields)
+            if fields is not None
+            else Rejected(
+                b"",
+                "event: the stream entry was trimmed before it was processed",
+                "event",
+                entry_id,
+            )
+            for entry_id, fields in entries
+        ]
+        return cls([entry_id for entry_id, _ in entries], pipeline.check(read, datetime.now(UTC)))
+
+
+class Committer:
+    """Commits batches for one consumer and acks each after its own commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        client: aioredis.Redis,
+        health: ProjectorHealth,
+        in_flight: set[str],
+        remember_error: Callable[[list[str], Exception], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.client = client
+        self.health = health
+        self.in_flight = in_flight
+        """Entries delivered to this consumer and not yet committed or given up (shared)."""
+        self._remember_error = remember_error
+        self._free_to_commit = asyncio.Event()
+        """Cleared while the reclaimer commits what it claimed, so that goes first."""
+        self._free_to_commit.set()
+
+    async def commit_ahead(self, ahead: asyncio.Queue[Checked]) -> None:
+        """One of ``settings.committers`` tasks, each a transaction on its own connection.
+
+        Several batches in flight keep Postgres busy on several backends while
+        Python prepares the next statement of any. They serialise only where
+        they touch the same statements or series (advisory locks, always taken
+        in one global order), exactly as projector replicas would, and the
+        tables do not depend on which commits first. Consecutive batches
+        nearly always share a rolled-up series, so the series step runs one
+        batch at a time and everything before it overlaps.
+        """
+        while True:
+            await self._free_to_commit.wait()
+            batch = await ahead.get()
+            try:
+                await self.finish(batch)
+            except Exception:
+                log.exception("batch left pending; a reclaimer will retry it")
+            finally:
+                ahead.task_done()
+
+    @contextlib.contextmanager
+    def before_new_batches(self) -> Iterator[None]:
+        """Hold the read-ahead committers back while the block runs.
+
+        Reclaimed entries go first: they have been delivered before, and each
+        further claim counts towards the cap. New batches wait.
+        """
+        self._free_to_commit.clear()
+        try:
+            yield
+        finally:
+            self._free_to_commit.set()
+
+    async def handle(self, entries: StreamEntries) -> BatchReport:
+        """Validate and commit the batch (retrying while Postgres is away), then ack it."""
+        batch = Checked.of(entries)
+        self.in_flight.update(batch.entry_ids)
+        return await self.finish(batch)
+
+    async def finish(self, batch: Checked) -> BatchReport:
+        started = time.perf_counter()
+        try:
+            report = await self.commit(batch.items)
+        except Exception as exc:
+            # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
+            await self._remember_error(batch.entry_ids, exc)
+            raise
+        finally:
+            self.in_flight.difference_update(batch.entry_ids)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.ENTRIES.labels("appended").inc(report.appended)
+        metrics.ENTRIES.labels("duplicate").inc(report.duplicates)
+        metrics.ENTRIES.labels("dead_lettered").inc(report.dead_lettered)
+        await self.ack(batch.entry_ids)
+        return report
+
+    async def commit(self, items: Sequence[Accepted | Rejected]) -> BatchReport:
+        """One transaction, retried with backoff for as long as Postgres is away."""
+        report = await with_backoff(
+            lambda: pipeline.store_checked(self.engine, items, stream=self.settings.stream),
+            on=StoreUnavailable,
+            what="Postgres unavailable",
+            log=log,
+            failed=lambda exc: self._store_state(ok=False, error=str(exc)),
+        )
+        self._store_state(ok=True, error=None)
+        return report
+
+    def _store_state(self, *, ok: bool, error: str | None) -> None:
+        self.health.store_ok = ok
+        self.health.last_error = error
+        metrics.STORE_UP.set(1 if ok else 0)
+
+    async def ack(self, entry_ids: list[str]) -> None:
+        """A failed XACK loses nothing: the entry is reclaimed and its redelivery is a no-op."""
+        try:
+            await self.client.xack(self.settings.stream, self.settings.group, *entry_ids)
+            self.health.redis_ok = True
+        except RedisError as exc:
+            self.health.redis_ok = False
+            log.warning("XACK failed (%s); entries stay pending and will be reclaimed", exc)
