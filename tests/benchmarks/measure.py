@@ -369,8 +369,11 @@ async def choose_history_keys(
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT actor_id, topic_id, rollup, count(*) AS n FROM series_points"
-            " GROUP BY actor_id, topic_id, rollup ORDER BY n DESC, actor_id, topic_id, rollup"
+            "SELECT l.ancestor_id AS actor_id, s.topic_id, r.rollup, count(*) AS n"
+            " FROM statements s JOIN actor_lineage l ON l.actor_id = s.actor_id"
+            " CROSS JOIN (VALUES (false), (true)) AS r(rollup)"
+            " WHERE s.visible AND (r.rollup OR l.depth = 0)"
+            " GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3"
         )
     finally:
         await conn.close()

@@ -281,7 +281,7 @@ async def test_a_corrected_payload_redrives_into_the_projection_and_reruns_chang
     stored = await scalar(engine, "SELECT stream_entry_id FROM events WHERE event_id = 'fixme'")
     assert stored == "100-0"
     points = await scalar(
-        engine, "SELECT count(*) FROM series_points WHERE statement_id = 'ops.fixme'"
+        engine, "SELECT count(*) FROM statements WHERE statement_id = 'ops.fixme' AND visible"
     )
     assert points > 0
     before = await snapshot(engine)

@@ -202,7 +202,7 @@ async def _check_any_order(
     in batches of ``batch``: the dumps must be equal, the series must be the pure
     fold's, and a rebuild from ``events`` must find nothing to change."""
     engine = create_engine(database_url)
-    tables = "events, dead_letters, actors, actor_lineage, topics, statements, series_points"
+    tables = "events, dead_letters, actors, actor_lineage, topics, statements, series_tips"
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"TRUNCATE {tables}"))
@@ -301,7 +301,7 @@ async def test_of_identical_recordings_the_smallest_event_id_is_named_in_any_ord
     earlier = _twin(founding_lines()[-1], "00-twin")
     for order in ([earlier, later], [later, earlier]):
         async with engine.begin() as conn:
-            await conn.execute(sa.text("TRUNCATE events, statements, series_points"))
+            await conn.execute(sa.text("TRUNCATE events, statements, series_tips"))
         report = await store(engine, [parsed(order[0]), parsed(order[1])], batch=1)
         assert (report.appended, report.dead_lettered) == (2, 0)
         async with engine.connect() as conn:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.contract import Event
 from stanceline.domain.projection import project
+from stanceline.store.members import change_kind, series_points
 from stanceline.store.tables import PROJECTION_TABLES
 from stanceline.store.translate import fact_of
 
@@ -32,20 +33,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_EVERY_SERIES = sa.text(
+    f"""
+    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance,
+           {change_kind("previous_stance", "stance")} AS change, previous_statement_id
+      FROM (
+        SELECT t.topic_id, a.actor_id, r.rollup, p.said_at, p.statement_id, p.stance,
+               lag(p.stance) OVER w AS previous_stance,
+               lag(p.statement_id) OVER w AS previous_statement_id
+          FROM actors a CROSS JOIN topics t CROSS JOIN (VALUES (false), (true)) AS r(rollup)
+         CROSS JOIN LATERAL (
+            {series_points("t.topic_id", "a.actor_id", "r.rollup", "true", "ASC", "ALL")}) p
+        WINDOW w AS (PARTITION BY t.topic_id, a.actor_id, r.rollup
+                     ORDER BY p.said_at, p.statement_id)
+      ) AS ranked
+     ORDER BY topic_id, actor_id, rollup, said_at, statement_id
+    """
+)
+
+
 async def series_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    """Every series, own and rolled-up, as the store's series definitions read it."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            sa.text(
-                "SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, change,"
-                " previous_statement_id FROM series_points"
-                " ORDER BY topic_id, actor_id, rollup, said_at, statement_id"
-            )
-        )
-        return [tuple(r) for r in rows]
+        return [tuple(r) for r in await conn.execute(_EVERY_SERIES)]
 
 
 def predicted_series_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
-    """What ``series_points`` must hold according to the pure fold."""
+    """What ``series_rows`` must read according to the pure fold."""
     projection = project(fact_of(e) for e in events)
     rows = []
     for (actor_id, topic_id, rollup), points in projection.series().items():

@@ -20,6 +20,8 @@ from stanceline.contract.fields import (
     Score,
     Timestamp,
 )
+from stanceline.domain.stance import Stance as StanceLabel
+from stanceline.domain.stance import default_score
 
 Stance = Literal["support", "oppose", "neutral"]
 SpeechAct = Literal["assert", "deny", "investigate", "question", "decline_comment", "act"]
@@ -27,7 +29,6 @@ Certainty = Literal["certain", "probable", "possible", "uncommitted"]
 ActorKind = Literal["state", "organisation", "person", "armed-group", "other"]
 TopicKind = Literal["policy", "claim", "other"]
 
-DEFAULT_SCORES: dict[str, float] = {"support": 1.0, "oppose": -1.0, "neutral": 0.0}
 _SCORE_RULES: dict[str, str] = {"support": "> 0", "oppose": "< 0", "neutral": "= 0"}
 
 
@@ -76,7 +77,7 @@ class StatementData(WireModel):
 
     @property
     def effective_score(self) -> float:
-        return self.score if self.score is not None else DEFAULT_SCORES[self.stance]
+        return self.score if self.score is not None else default_score(StanceLabel(self.stance))
 
     @property
     def effective_confidence(self) -> float:

@@ -7,7 +7,7 @@ exists with its id as its name and no kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stanceline.domain.facts import ActorRegistered, TopicRegistered, Version, version_of
@@ -65,6 +65,12 @@ def lineage(parents: Mapping[str, str | None], actor_id: str) -> list[str]:
         chain.append(parent)
         parent = parents.get(parent)
     return chain
+
+
+def series_of(chain: Sequence[str]) -> list[tuple[str, bool]]:
+    """Every series a statement stands on, as (actor, rollup), given its actor's ``lineage``:
+    the actor's own series, and the rolled-up series of the actor and of each ancestor."""
+    return [(chain[0], False), *((actor, True) for actor in chain)]
 
 
 def makes_cycle(parents: Mapping[str, str | None], actor_id: str, parent_id: str | None) -> bool:

@@ -20,6 +20,7 @@ from stanceline.domain.catalogue import (
     makes_cycle,
     registered_actor,
     registered_topic,
+    series_of,
     unregistered_actor,
     unregistered_topic,
     wins,
@@ -34,7 +35,11 @@ from stanceline.domain.facts import (
     version_of,
 )
 from stanceline.domain.rollup import current
-from stanceline.domain.statements import StatementState, apply_statement_fact
+from stanceline.domain.statements import (
+    StatementState,
+    apply_statement_fact,
+    rerecording_conflicts,
+)
 from stanceline.domain.timeline import Point, timeline
 
 SeriesKey = tuple[str, str, bool]
@@ -61,9 +66,8 @@ class Projection:
         return reason
 
     def _rejection(self, fact: Fact) -> str | None:
-        if (
-            isinstance(fact, StatementRecorded)
-            and self.recorded.get(fact.statement_id, fact.body) != fact.body
+        if isinstance(fact, StatementRecorded) and rerecording_conflicts(
+            self.recorded.get(fact.statement_id), fact.body
         ):
             return "conflict: statement already recorded with another body"
         if isinstance(fact, ActorRegistered):
@@ -138,9 +142,8 @@ class Projection:
         parents = self.parents
         members: dict[SeriesKey, list[tuple[str, StatementBody]]] = {}
         for sid, body in self.visible():
-            members.setdefault((body.actor_id, body.topic_id, False), []).append((sid, body))
-            for ancestor in lineage(parents, body.actor_id):
-                members.setdefault((ancestor, body.topic_id, True), []).append((sid, body))
+            for actor, rollup in series_of(lineage(parents, body.actor_id)):
+                members.setdefault((actor, body.topic_id, rollup), []).append((sid, body))
         return {key: timeline(members[key]) for key in sorted(members)}
 
 

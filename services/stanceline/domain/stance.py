@@ -30,4 +30,6 @@ def change_between(previous: Stance | None, current: Stance) -> Change:
 
 
 def default_score(stance: Stance) -> float:
+    """The score of a statement that gives none: the contract, the store and the
+    rebuild's SQL all take it from here."""
     return {Stance.SUPPORT: 1.0, Stance.OPPOSE: -1.0, Stance.NEUTRAL: 0.0}[stance]

@@ -58,3 +58,10 @@ def apply_statement_fact(state: StatementState | None, fact: StatementFact) -> S
             if current.retracted_by is not None and current.retracted_by >= version:
                 return current
             return replace(current, retracted_by=version, retraction_reason=fact.reason)
+
+
+def rerecording_conflicts(first: StatementBody | None, again: StatementBody) -> bool:
+    """A second ``recorded`` for a statement is the same recording when its body is equal:
+    instants compare as instants (``Z`` or ``+00:00``, any offset) and omitted fields as
+    their defaults, because bodies hold both normalised. Any other body is a conflict."""
+    return first is not None and first != again

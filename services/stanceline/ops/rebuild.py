@@ -46,7 +46,6 @@ from stanceline.store.tables import (
     changes,
     events,
     projection_meta,
-    series_points,
     statements,
 )
 
@@ -54,7 +53,7 @@ SHADOW = "stanceline_rebuild"
 RETIRED = "stanceline_retired"
 _SCRATCH = (changes,)  # written by the fold, never swapped in: the feed is a log, kept as is
 _SHADOW_TABLES = (*PROJECTION_TABLES, *_SCRATCH)
-_KEYED_AFTER_LOAD = (statements, series_points)
+_KEYED_AFTER_LOAD = (statements,)
 _CATCH_UPS = 8
 """Catch-up rounds before the final one under the lock, however fast writers append."""
 
@@ -150,7 +149,7 @@ async def _live_schema(engine: AsyncEngine) -> str:
 
 
 async def _fresh_shadow(engine: AsyncEngine) -> None:
-    """Empty shadow tables. The big ones lose their primary keys until after the bulk
+    """Empty shadow tables. ``statements`` loses its primary key until after the bulk
     build (``_index_shadow``): building an index over loaded rows is faster than
     maintaining it row by row, and the set-based build writes each key once anyway."""
     async with engine.begin() as conn:
@@ -206,10 +205,8 @@ async def _build(engine: AsyncEngine, live: str, upto: int, parallel: int) -> in
         )
     )
     await in_shadow(partial(bulk.build_catalogue, events_table=events_table, upto=upto))
-    await asyncio.gather(
-        *(in_shadow(partial(bulk.build_series, part=part, parts=parallel)) for part in slices)
-    )
     await in_shadow(_index_shadow)
+    await in_shadow(bulk.build_tips)
     async with engine.connect() as conn:
         return await bulk.count_events(conn, events_table, upto)
 

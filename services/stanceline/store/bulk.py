@@ -5,15 +5,15 @@ tails; a rebuild starts from nothing, so the same rules are stated once
 more, whole-table, in SQL: the latest correction and retraction by
 (``time``, event id), the smallest event id among identical recordings, the
 latest registration, actors and topics that are only named, the hierarchy's
-closure, and every series with its change kinds in one window pass. The
-rebuild tests hold the two to the same rows.
+closure, and the rolled-up series' tips. The rebuild tests hold the two to the same rows.
 
 The statements read ``events`` through ``{events}`` (the live table, while
 the rows go to whatever ``search_path`` finds first: the shadow schema) and
 stop at ``:upto``, a position below which nothing can still commit.
-Statements and series are built in ``parts`` disjoint slices (by a hash of
-the statement id, and of the topic id: a series never spans two topics), so
-the caller can run the slices on several connections at once.
+Statements are built in ``parts`` disjoint slices (by a hash of the
+statement id), so the caller can run the slices on several connections at
+once. Series are not stored; only the rolled-up series' tips are, from
+the built statements.
 """
 
 from __future__ import annotations
@@ -28,12 +28,20 @@ from stanceline.contract import (
     STATEMENT_RETRACTED,
     TOPIC_REGISTERED,
 )
+from stanceline.domain.stance import Stance, default_score
 from stanceline.store.catalogue import rebuild_lineage
-from stanceline.store.series import INSERT_RANKED
+from stanceline.store.series import rebuild_all_tips
 
 _LATEST = "ORDER BY {key}, time DESC, event_id DESC"
 _SLICE = "(hashtext({key}) & 2147483647) % :parts = :part"
 _STATEMENT_SLICE = _SLICE.format(key="statement_id")
+
+_DEFAULT_SCORE = (
+    "CASE d ->> 'stance' "
+    + " ".join(f"WHEN '{s.value}' THEN {default_score(s)!r}" for s in Stance)
+    + " END"
+)
+"""``domain.stance.default_score``, generated from it."""
 
 _STATEMENTS = f"""
     INSERT INTO statements
@@ -69,9 +77,7 @@ _STATEMENTS = f"""
            d ->> 'actor_id', d ->> 'topic_id', (d ->> 'said_at')::timestamptz, d ->> 'stance',
            -- Defaults only for a body: a statement known only by its retraction has none.
            CASE WHEN d IS NOT NULL THEN
-               coalesce((d ->> 'score')::float8,
-                        CASE d ->> 'stance' WHEN 'support' THEN 1.0
-                                            WHEN 'oppose' THEN -1.0 ELSE 0.0 END) END,
+               coalesce((d ->> 'score')::float8, {_DEFAULT_SCORE}) END,
            CASE WHEN d IS NOT NULL THEN coalesce((d ->> 'confidence')::float8, 1.0) END,
            d -> 'speaker' ->> 'name', d -> 'speaker' ->> 'role', d ->> 'quote',
            d ->> 'source_url', (d ->> 'published_at')::timestamptz,
@@ -122,22 +128,6 @@ _TOPICS = f"""
      WHERE NOT EXISTS (SELECT 1 FROM registered r WHERE r.topic_id = n.topic_id)
 """
 
-_SERIES = f"""
-    WITH ranked AS (
-        SELECT m.*, lag(stance) OVER w AS prev_stance, lag(statement_id) OVER w AS prev_sid
-          FROM (
-            SELECT topic_id, actor_id, false AS rollup, said_at, statement_id, stance
-              FROM statements WHERE visible AND {_SLICE.format(key="topic_id")}
-            UNION ALL
-            SELECT s.topic_id, l.ancestor_id, true, s.said_at, s.statement_id, s.stance
-              FROM statements s JOIN actor_lineage l ON l.actor_id = s.actor_id
-             WHERE s.visible AND {_SLICE.format(key="s.topic_id")}
-          ) AS m
-        WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
-    )
-    {INSERT_RANKED}
-"""
-
 
 async def _bulk(conn: AsyncConnection, sql: str, params: dict[str, int]) -> None:
     # Whole-table sorts: let them run in memory rather than spill to disk.
@@ -163,9 +153,9 @@ async def build_catalogue(conn: AsyncConnection, events_table: str, upto: int) -
     await rebuild_lineage(conn)
 
 
-async def build_series(conn: AsyncConnection, part: int, parts: int) -> None:
-    """One slice of ``series_points``, once ``statements`` and the lineage are built."""
-    await _bulk(conn, _SERIES, {"part": part, "parts": parts})
+async def build_tips(conn: AsyncConnection) -> None:
+    """``series_tips``, once ``statements`` and the lineage are built."""
+    await rebuild_all_tips(conn)
 
 
 async def count_events(conn: AsyncConnection, events_table: str, upto: int) -> int:

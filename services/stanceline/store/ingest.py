@@ -10,12 +10,11 @@ recompute the tails of the series they touched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stanceline.contract import Event
-from stanceline.domain.catalogue import makes_cycle, wins
+from stanceline.domain.catalogue import lineage, makes_cycle, wins
 from stanceline.domain.facts import (
     ActorRegistered,
     Fact,
@@ -27,7 +26,11 @@ from stanceline.domain.facts import (
     Version,
     version_of,
 )
-from stanceline.domain.statements import StatementState, apply_statement_fact
+from stanceline.domain.statements import (
+    StatementState,
+    apply_statement_fact,
+    rerecording_conflicts,
+)
 from stanceline.store import append, catalogue, locks, series, statement_rows
 from stanceline.store.records import Accepted, BatchReport, Rejected
 from stanceline.store.translate import fact_of
@@ -56,7 +59,7 @@ async def store_batch(
     stored = await append.stored_digests(conn, list(facts))
     states = await statement_rows.load_states(conn, statement_ids)
     # Only a statement already recorded can be re-recorded with another body.
-    recorded = await statement_rows.recorded_data(
+    recorded = await statement_rows.recorded_bodies(
         conn,
         {
             f.statement_id
@@ -133,7 +136,7 @@ def _rejection(
     item: Accepted,
     fact: Fact,
     stored: dict[str, str],
-    recorded: dict[str, dict[str, Any]],
+    recorded: dict[str, StatementBody],
     hierarchy: Hierarchy | None,
 ) -> str | None:
     event_id = item.event.id
@@ -142,14 +145,12 @@ def _rejection(
             return "duplicate"
         return "id: conflict: event id already used with another body"
     if isinstance(fact, StatementRecorded):
-        data = item.document["data"]
-        known = recorded.get(fact.statement_id)
-        if known is not None and known != data:
+        if rerecording_conflicts(recorded.get(fact.statement_id), fact.body):
             return (
                 "data.statement_id: conflict: statement already recorded with another body"
                 " (publish stanceline.statement.corrected.v1 instead)"
             )
-        recorded[fact.statement_id] = data
+        recorded.setdefault(fact.statement_id, fact.body)
     if isinstance(fact, ActorRegistered) and hierarchy is not None:
         parents, versions = hierarchy
         if not wins(versions.get(fact.actor_id), version_of(fact)):
@@ -183,17 +184,6 @@ async def _project(
     states: dict[str, StatementState],
 ) -> None:
     registrations = [f for f in facts if isinstance(f, ActorRegistered)]
-    moved: set[str] = set()
-    if registrations:
-        before, _ = await catalogue.load_hierarchy(conn)
-        await catalogue.upsert_actors(conn, registrations)
-        after, _ = await catalogue.load_hierarchy(conn)
-        moved = {a for a, parent in after.items() if a not in before or before[a] != parent}
-    # A move changes rolled-up series only if something was said below the actor that
-    # moved; registering actors before they speak, the usual case, recomputes nothing.
-    full_rollup = bool(moved) and await series.any_points_below(conn, moved)
-    await catalogue.upsert_topics(conn, [f for f in facts if isinstance(f, TopicRegistered)])
-
     statement_facts = [f for f in facts if isinstance(f, StatementFacts)]
     before_bodies = {sid: s.effective for sid, s in states.items()}
     for fact in sorted(statement_facts, key=version_of):
@@ -208,38 +198,51 @@ async def _project(
         [b.actor_id for b in bodies] + [f.parent_id for f in registrations if f.parent_id],
     )
     await catalogue.ensure_topics(conn, [b.topic_id for b in bodies])
-    if moved:
-        await catalogue.rebuild_lineage(conn)
+    await catalogue.upsert_topics(conn, [f for f in facts if isinstance(f, TopicRegistered)])
+
+    # The series as the hierarchy stood: feed, then save the statements they now hold.
+    changed = [
+        (sid, old, new)
+        for sid in sorted(touched)
+        if _point_of(old := before_bodies.get(sid)) != _point_of(new := states[sid].effective)
+    ]
+    await series.update(conn, changed)
     await statement_rows.save_states(
         conn,
         [statement_rows.row_from_state(states[s]) for s in touched],
     )
+    if registrations:
+        await _regroup(conn, registrations)
 
-    changed = [
-        (sid, old, new)
-        for sid in touched
-        if _point_of(old := before_bodies.get(sid)) != _point_of(new := states[sid].effective)
-    ]
-    await _recompute_series(conn, changed, full_rollup=full_rollup)
+
+async def _regroup(conn: AsyncConnection, registrations: Sequence[ActorRegistered]) -> None:
+    """Apply registrations; where the hierarchy moved, re-merge the rolled-up series above.
+
+    Registering actors before they speak, the usual case, feeds nothing: only the
+    tips of the series above them are looked at again.
+    """
+    before, _ = await catalogue.load_hierarchy(conn)
+    await catalogue.upsert_actors(conn, registrations)
+    after, _ = await catalogue.load_hierarchy(conn)
+    moved = {a for a, parent in after.items() if a not in before or before[a] != parent}
+    if not moved:
+        return
+    above = {
+        ancestor
+        for parents in (before, after)
+        for actor in moved
+        if actor in parents
+        for ancestor in lineage(parents, actor)[1:]
+    }
+    old_series = (
+        await series.whole_rollups(conn, above)
+        if await series.any_points_below(conn, moved)
+        else None
+    )
+    await catalogue.rebuild_lineage(conn)
+    await series.regroup(conn, above, old_series)
 
 
 def _point_of(body: StatementBody | None) -> tuple[object, ...] | None:
     """What a series point depends on: a change in quote or score leaves series alone."""
     return None if body is None else (body.actor_id, body.topic_id, body.said_at, body.stance)
-
-
-async def _recompute_series(
-    conn: AsyncConnection,
-    changed: list[tuple[str, StatementBody | None, StatementBody | None]],
-    *,
-    full_rollup: bool,
-) -> None:
-    bodies = [
-        (sid, body, current)
-        for sid, old, new in changed
-        for body, current in ((old, False), (new, True))
-        if body is not None
-    ]
-    await series.update(conn, bodies, own_only=full_rollup)
-    if full_rollup:
-        await series.recompute_all_rollups(conn)

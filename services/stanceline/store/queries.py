@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from stanceline.store.arrays import any_of
 from stanceline.store.db import ReadConnection
-from stanceline.store.tables import (
-    actor_lineage,
-    actors,
-    changes,
-    series_points,
-    statements,
-    topics,
-)
+from stanceline.store.members import change_kind, own_points, series_points
+from stanceline.store.tables import actors, changes, statements, topics
 
 
 async def actor_page(conn: ReadConnection, after: str | None, limit: int) -> list[Any]:
@@ -60,6 +53,49 @@ async def actor_and_topic_exist(
     return bool(actor_found), bool(topic_found)
 
 
+_STATEMENT_COLUMNS = ", ".join(f"st.{c.name}" for c in statements.columns if c.name != "visible")
+_AFTER = (
+    "(s.said_at, s.statement_id) > (CAST(:after_said_at AS timestamptz),"
+    ' CAST(:after_statement_id AS text) COLLATE "C")'
+)
+_UP_TO_AFTER = _AFTER.replace(">", "<=", 1)
+_AS_OF = "s.said_at <= CAST(:as_of AS timestamptz)"
+
+_HISTORY = sa.text(
+    f"""
+    WITH page AS (
+        {
+        series_points(
+            ":topic_id",
+            ":actor_id",
+            ":rollup",
+            f"{_AFTER} AND {_AS_OF}",
+            "ASC",
+            "CAST(:limit AS bigint)",
+        )
+    }
+    ), seed AS (
+        {series_points(":topic_id", ":actor_id", ":rollup", _UP_TO_AFTER, "DESC", "1")}
+    ), ranked AS (
+        SELECT x.*, lag(x.stance) OVER w AS previous_stance,
+               lag(x.statement_id) OVER w AS previous_statement_id
+          FROM (SELECT *, true AS shown FROM page UNION ALL SELECT *, false FROM seed) AS x
+        WINDOW w AS (ORDER BY x.said_at, x.statement_id)
+    )
+    SELECT {change_kind("r.previous_stance", "r.stance")} AS change, r.previous_statement_id,
+           {_STATEMENT_COLUMNS}
+      FROM ranked r JOIN statements st ON st.statement_id = r.statement_id
+     WHERE r.shown
+     ORDER BY r.said_at, r.statement_id
+    """
+)
+"""A page of a series in timeline order, each point with the change from the one before
+it, the point before the page included: change kinds are computed as the page is read."""
+
+FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 async def history(
     conn: ReadConnection,
     actor_id: str,
@@ -71,50 +107,30 @@ async def history(
     limit: int | None = None,
 ) -> list[Any]:
     """The series' points in timeline order, each joined to its statement as it reads now."""
-    query = _history_query(as_of is not None, after is not None, limit is not None)
+    after_said_at, after_statement_id = after or (FAR_PAST, "")
     params: dict[str, Any] = {
         "actor_id": actor_id,
         "topic_id": topic_id,
         "rollup": include_descendants,
-        "as_of": as_of,
+        "as_of": as_of or FAR_FUTURE,
+        "after_said_at": after_said_at,
+        "after_statement_id": after_statement_id,
         "limit": limit,
     }
-    if after is not None:
-        params |= {"after_said_at": after[0], "after_statement_id": after[1]}
-    return list((await conn.execute(query, params)).all())
+    return list((await conn.execute(_HISTORY, params)).all())
 
 
-# The read queries are built once per shape, with bind parameters, and reused: building a
-# SQLAlchemy statement costs more Python than the rest of a request put together.
+Scope = Literal["listed", "below", "all"]
 
-
-@cache
-def _history_query(as_of: bool, after: bool, limit: bool) -> sa.Select[Any]:
-    p = series_points.c
-    query = (
-        sa.select(
-            p.change,
-            p.previous_statement_id,
-            *[c for c in statements.columns if c.name not in ("visible",)],
-        )
-        .join(statements, statements.c.statement_id == p.statement_id)
-        .where(
-            p.topic_id == sa.bindparam("topic_id"),
-            p.actor_id == sa.bindparam("actor_id"),
-            p.rollup == sa.bindparam("rollup"),
-        )
-        .order_by(p.said_at, p.statement_id)
-    )
-    if as_of:
-        query = query.where(p.said_at <= sa.bindparam("as_of"))
-    if after:
-        query = query.where(
-            sa.tuple_(p.said_at, p.statement_id)
-            > sa.tuple_(sa.bindparam("after_said_at"), sa.bindparam("after_statement_id"))
-        )
-    if limit:
-        query = query.limit(sa.bindparam("limit"))
-    return query
+_ACTOR_SETS: dict[Scope, str] = {
+    "listed": "SELECT actor_id FROM actors WHERE actor_id = ANY(CAST(:actor_ids AS text[]))",
+    "below": "SELECT actor_id FROM actor_lineage WHERE ancestor_id = :ancestor_id",
+    "all": "SELECT actor_id FROM actors",
+}
+_TOPIC_SETS: dict[Scope, str] = {
+    "listed": "SELECT topic_id FROM topics WHERE topic_id = ANY(CAST(:topic_ids AS text[]))",
+    "all": "SELECT topic_id FROM topics",
+}
 
 
 async def current_stances(
@@ -132,92 +148,67 @@ async def current_stances(
 
     Actors in scope: ``actor_ids``, or the actor ``below`` names and its descendants, or
     else every actor; topics: ``topic_ids``, or else every topic. One backward index
-    probe per candidate series (a lateral ``LIMIT 1``), so the cost follows the number
-    of series asked about, not the number of points they hold, as ``DISTINCT ON`` would.
+    probe per member's own series, so the cost follows the number of series asked
+    about, not the number of points they hold.
     """
     actor_scope: Scope = "listed" if actor_ids is not None else "below" if below else "all"
-    query = _current_query(
-        actor_scope,
-        "listed" if topic_ids is not None else "all",
-        as_of is not None,
-        after is not None,
-        limit is not None,
-    )
+    topic_scope: Scope = "listed" if topic_ids is not None else "all"
     params: dict[str, Any] = {
         "actor_ids": sorted(actor_ids or ()),
         "ancestor_id": below,
         "topic_ids": sorted(topic_ids or ()),
         "rollup": rollup,
-        "as_of": as_of,
+        "as_of": as_of or FAR_FUTURE,
+        "after_actor_id": after[0] if after else "",
+        "after_topic_id": after[1] if after else "",
         "limit": limit,
     }
-    if after is not None:
-        params |= {"after_actor_id": after[0], "after_topic_id": after[1]}
+    query = _current_query(actor_scope, topic_scope)
     return list((await conn.execute(query, params)).all())
 
 
-Scope = Literal["listed", "below", "all"]
+@cache
+def _current_query(actor_scope: Scope, topic_scope: Scope) -> sa.TextClause:
+    last = series_points("t.topic_id", "a.actor_id", ":rollup", _AS_OF, "DESC", "1")
+    return sa.text(
+        f"""
+        SELECT a.actor_id, t.topic_id, p.stance, st.score, p.said_at, p.statement_id,
+               st.actor_id AS said_by
+          FROM ({_ACTOR_SETS[actor_scope]}) a
+         CROSS JOIN ({_TOPIC_SETS[topic_scope]}) t
+         CROSS JOIN LATERAL ({last}) p
+          JOIN statements st ON st.statement_id = p.statement_id
+         WHERE (a.actor_id, t.topic_id) > (CAST(:after_actor_id AS text) COLLATE "C",
+                                            CAST(:after_topic_id AS text) COLLATE "C")
+         ORDER BY a.actor_id, t.topic_id
+         LIMIT CAST(:limit AS bigint)
+        """
+    )
+
+
+_UNITS = ("day", "week", "month")
 
 
 @cache
-def _current_query(
-    actor_scope: Scope, topic_scope: Scope, as_of: bool, after: bool, limit: bool
-) -> sa.Select[Any]:
-    actor_set = _id_set(actors.c.actor_id, "actor_ids", actor_scope)
-    topic_set = _id_set(topics.c.topic_id, "topic_ids", topic_scope)
-    p = series_points.c
-    last = (
-        sa.select(p.stance, p.said_at, p.statement_id)
-        .where(
-            p.topic_id == topic_set.c.topic_id,
-            p.actor_id == actor_set.c.actor_id,
-            p.rollup == sa.bindparam("rollup"),
-        )
-        .order_by(p.said_at.desc(), p.statement_id.desc())
-        .limit(1)
+def _buckets_query(actor_scope: Scope) -> sa.TextClause:
+    points = series_points(":topic_id", "a.actor_id", ":rollup", _AS_OF, "ASC", "ALL")
+    # Calendar buckets in UTC, returned as instants (timestamptz) again.
+    bucket = "timezone('UTC', date_trunc(:unit, timezone('UTC', p.said_at)))"
+    last = "ORDER BY p.said_at DESC, p.statement_id DESC"
+    return sa.text(
+        f"""
+        SELECT a.actor_id, {bucket} AS bucket,
+               sum(st.score * st.confidence) / nullif(sum(st.confidence), 0) AS mean_score,
+               count(*) AS count,
+               (array_agg(p.stance {last}))[1] AS last_stance,
+               (array_agg(p.statement_id {last}))[1] AS last_statement_id
+          FROM ({_ACTOR_SETS[actor_scope]}) a
+         CROSS JOIN LATERAL ({points}) p
+          JOIN statements st ON st.statement_id = p.statement_id
+         GROUP BY a.actor_id, bucket
+         ORDER BY a.actor_id, bucket
+        """
     )
-    if as_of:
-        last = last.where(p.said_at <= sa.bindparam("as_of"))
-    point = last.lateral("point")
-    query = (
-        sa.select(
-            actor_set.c.actor_id,
-            topic_set.c.topic_id,
-            point.c.stance,
-            statements.c.score,
-            point.c.said_at,
-            point.c.statement_id,
-            statements.c.actor_id.label("said_by"),
-        )
-        .select_from(
-            actor_set.join(topic_set, sa.true())
-            .join(point, sa.true())
-            .join(statements, statements.c.statement_id == point.c.statement_id)
-        )
-        .order_by(actor_set.c.actor_id, topic_set.c.topic_id)
-    )
-    if after:
-        query = query.where(
-            sa.tuple_(actor_set.c.actor_id, topic_set.c.topic_id)
-            > sa.tuple_(sa.bindparam("after_actor_id"), sa.bindparam("after_topic_id"))
-        )
-    if limit:
-        query = query.limit(sa.bindparam("limit"))
-    return query
-
-
-def _id_set(column: sa.Column[str], listed: str, scope: Scope) -> sa.Subquery:
-    """The ids in scope as a one-column subquery named like ``column``."""
-    if scope == "below":
-        lineage = actor_lineage.c
-        below = sa.select(lineage.actor_id).where(
-            lineage.ancestor_id == sa.bindparam("ancestor_id")
-        )
-        return below.subquery()
-    query = sa.select(column)
-    if scope == "listed":
-        query = query.where(column == any_of(listed))
-    return query.subquery()
 
 
 async def timeline_buckets(
@@ -229,39 +220,17 @@ async def timeline_buckets(
     unit: str,
     as_of: datetime | None,
 ) -> list[Any]:
-    p = series_points.c
-    # Calendar buckets in UTC, returned as instants (timestamptz) again.
-    utc = sa.func.timezone("UTC", p.said_at)
-    bucket = sa.func.timezone("UTC", sa.func.date_trunc(unit, utc)).label("bucket")
-    weight = sa.func.sum(statements.c.confidence)
-    query = (
-        sa.select(
-            p.actor_id,
-            bucket,
-            (
-                sa.func.sum(statements.c.score * statements.c.confidence)
-                / sa.func.nullif(weight, 0)
-            ).label("mean_score"),
-            sa.func.count().label("count"),
-            sa.literal_column(
-                "(array_agg(series_points.stance ORDER BY series_points.said_at DESC,"
-                " series_points.statement_id DESC))[1]"
-            ).label("last_stance"),
-            sa.literal_column(
-                "(array_agg(series_points.statement_id ORDER BY series_points.said_at DESC,"
-                " series_points.statement_id DESC))[1]"
-            ).label("last_statement_id"),
-        )
-        .join(statements, statements.c.statement_id == p.statement_id)
-        .where(p.topic_id == topic_id, p.rollup == rollup)
-        .group_by(p.actor_id, bucket)
-        .order_by(p.actor_id, bucket)
-    )
-    if actor_ids is not None:
-        query = query.where(p.actor_id.in_(actor_ids))
-    if as_of is not None:
-        query = query.where(p.said_at <= as_of)
-    return list((await conn.execute(query)).all())
+    if unit not in _UNITS:
+        raise ValueError(f"unknown bucket unit {unit!r}")
+    query = _buckets_query("listed" if actor_ids is not None else "all")
+    params = {
+        "topic_id": topic_id,
+        "actor_ids": sorted(actor_ids or ()),
+        "rollup": rollup,
+        "unit": unit,
+        "as_of": as_of or FAR_FUTURE,
+    }
+    return list((await conn.execute(query, params)).all())
 
 
 _FEED_HORIZON: sa.ColumnElement[int] = sa.literal_column(
@@ -305,18 +274,28 @@ async def changes_page(
     return list((await conn.execute(query)).all())
 
 
+_STATEMENT_ROW = sa.text(
+    f"""
+    SELECT {_STATEMENT_COLUMNS},
+           CASE WHEN st.visible THEN {change_kind("prev.stance", "st.stance")} END AS change,
+           prev.statement_id AS previous_statement_id
+      FROM statements st
+      LEFT JOIN LATERAL (
+        {
+        own_points(
+            "st.topic_id",
+            "st.actor_id",
+            "(s.said_at, s.statement_id) < (st.said_at, st.statement_id)",
+            "DESC",
+            "1",
+        )
+    }
+      ) prev ON st.visible
+     WHERE st.statement_id = :statement_id
+    """
+)
+
+
 async def statement_row(conn: ReadConnection, statement_id: str) -> Any | None:
     """The statement as it reads now, with its point in its own series if it has one."""
-    p = series_points.c
-    own = sa.and_(
-        p.statement_id == statements.c.statement_id,
-        p.actor_id == statements.c.actor_id,
-        p.topic_id == statements.c.topic_id,
-        p.rollup.is_(False),
-    )
-    query = (
-        sa.select(statements, p.change, p.previous_statement_id)
-        .outerjoin(series_points, own)
-        .where(statements.c.statement_id == statement_id)
-    )
-    return (await conn.execute(query)).first()
+    return (await conn.execute(_STATEMENT_ROW, {"statement_id": statement_id})).first()

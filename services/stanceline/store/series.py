@@ -1,253 +1,230 @@
-"""Recomputing timelines in SQL: only the suffix of each series that changed.
+"""The write path's series step: lock the series a batch touches, feed their changes, keep tips.
 
-A statement that arrives, moves or disappears changes the points from its
-own (``said_at``, statement id) onwards: the change kind of a point depends
-only on the point before it. So each affected series is cut at its
-earliest touched key, and the tail is rebuilt from ``statements`` with the
-one point before the cut as the window's seed. When the cut falls after a
-series' last point (in-order ingest) there is nothing to recompute: the new
-points are inserted with their change kinds, in one statement for the whole
-batch. Any arrival order ends in the same rows.
+Series are not stored (``store.members``). What a batch must still write is
+the changes feed: the change points it added and withdrew, computed by the
+domain's ``window_feed`` from a window of each touched series read before
+the batch's statements are saved. For an own series the window is three
+index probes. For a rolled-up series the tip (``series_tips``) answers the
+common case, a batch that only appends after the last point, without a
+probe per descendant; only a late, corrected or retracted statement reads
+the merged window. Any arrival order ends in the same feed entries per
+series and the same tips.
+
+A leaf actor's rolled-up series is its own series: it has no tip, and its
+own series' feed entries are written for both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stanceline.domain.catalogue import series_of
 from stanceline.domain.facts import StatementBody
-from stanceline.domain.feed import ChangePoint, feed_diff
-from stanceline.domain.stance import Change
+from stanceline.domain.feed import ChangePoint, Key, Series, window_feed
+from stanceline.domain.stance import Stance
 from stanceline.store.arrays import insert_rows
-from stanceline.store.locks import sorted_locks
-from stanceline.store.tables import changes
+from stanceline.store.locks import lock_keys
+from stanceline.store.members import member_actors, series_points
+from stanceline.store.tables import changes, series_tips
 
-SeriesKey = tuple[str, str, bool]
-"""(topic id, actor id, rollup)."""
-Cut = tuple[datetime, str]
-"""The first (said_at, statement id) to recompute."""
+Changed = tuple[str, StatementBody | None, StatementBody | None]
+"""(statement id, the body its series held before the batch, the body they hold after)."""
 
-BEGINNING: Cut = (datetime(1, 1, 1, tzinfo=UTC), "")
+_LINEAGE = sa.text(
+    """
+    SELECT l.actor_id, l.ancestor_id, l.depth,
+           EXISTS (SELECT 1 FROM actor_lineage d
+                    WHERE d.ancestor_id = l.ancestor_id AND d.depth > 0) AS has_descendants
+      FROM actor_lineage l
+     WHERE l.actor_id = ANY(CAST(:actors AS text[]))
+     ORDER BY l.actor_id, l.depth
+    """
+)
 
-CHANGE_KIND = """
-    CASE WHEN prev_stance IS NULL OR prev_stance = stance THEN 'none'
-         WHEN prev_stance = 'neutral' OR stance = 'neutral' THEN 'shift'
-         ELSE 'flip' END"""
-"""The domain's change rule (``stance.change_between``) over ``prev_stance`` and ``stance``."""
-
-INSERT_RANKED = f"""
-    INSERT INTO series_points
-        (topic_id, actor_id, rollup, said_at, statement_id, stance, change,
-         previous_statement_id, previous_stance)
-    SELECT topic_id, actor_id, rollup, said_at, statement_id, stance, {CHANGE_KIND},
-           prev_sid, prev_stance
-      FROM ranked"""
-"""Points from a ``ranked`` relation (each member with the ``prev_stance`` and
-``prev_sid`` before it in its series), change kinds computed as they are inserted."""
-
-_AFFECTED = """
-    affected AS (
+_SPANS = """
+    spans AS (
         SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
-                             CAST(:rollups AS boolean[]), CAST(:said AS timestamptz[]),
-                             CAST(:sids AS text[]))
-            AS a(topic_id, actor_id, rollup, from_said_at, from_sid)
+                             CAST(:rollups AS boolean[]),
+                             CAST(:lo_said AS timestamptz[]), CAST(:lo_sid AS text[]),
+                             CAST(:hi_said AS timestamptz[]), CAST(:hi_sid AS text[]))
+            AS sp(topic_id, actor_id, rollup, lo_said, lo_sid, hi_said, hi_sid)
     )
 """
 
-# Both statements hand back only change points: the feed ignores the rest, and most
-# points of a series are not changes, so fewer rows travel and become objects.
-_DELETE_TAILS = sa.text(
+_KEY = "(s.said_at, s.statement_id)"
+_LO = '(sp.lo_said, sp.lo_sid COLLATE "C")'
+_HI = '(sp.hi_said, sp.hi_sid COLLATE "C")'
+
+_WINDOWS = sa.text(
     f"""
-    WITH {_AFFECTED},
-    gone AS (
-        DELETE FROM series_points p USING affected a
-         WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id AND p.rollup = a.rollup
-           AND (p.said_at, p.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C")
-        RETURNING p.*
+    WITH {_SPANS},
+    tipped AS (
+        SELECT sp.*, t.said_at AS tip_said, t.statement_id AS tip_sid, t.stance AS tip_stance,
+               sp.rollup AND (t.said_at IS NULL OR (t.said_at, t.statement_id) < {_LO})
+                   AS appends
+          FROM spans sp
+          LEFT JOIN series_tips t
+            ON sp.rollup AND t.topic_id = sp.topic_id AND t.actor_id = sp.actor_id
     )
-    SELECT * FROM gone WHERE change <> 'none'
+    SELECT sp.topic_id, sp.actor_id, sp.rollup, w.said_at, w.statement_id, w.stance, w.part
+      FROM tipped sp
+     CROSS JOIN LATERAL (
+        SELECT sp.tip_said, sp.tip_sid, sp.tip_stance, 'before' WHERE sp.appends
+           AND sp.tip_said IS NOT NULL
+        UNION ALL
+        SELECT b.*, 'before' FROM (
+            {
+        series_points("sp.topic_id", "sp.actor_id", "sp.rollup", f"{_KEY} < {_LO}", "DESC", "1")
+    }) b WHERE NOT sp.appends
+        UNION ALL
+        SELECT i.*, 'inside' FROM (
+            {
+        series_points(
+            "sp.topic_id",
+            "sp.actor_id",
+            "sp.rollup",
+            f"{_KEY} >= {_LO} AND {_KEY} <= {_HI}",
+            "ASC",
+            "ALL",
+        )
+    }) i
+         WHERE NOT sp.appends
+        UNION ALL
+        SELECT a.*, 'after' FROM (
+            {
+        series_points("sp.topic_id", "sp.actor_id", "sp.rollup", f"{_KEY} > {_HI}", "ASC", "1")
+    }) a WHERE NOT sp.appends
+     ) AS w(said_at, statement_id, stance, part)
     """
 )
+"""The window of each span's series before the batch (``domain.feed.window_feed``), or,
+for a rolled-up series the batch only appends to, just its tip."""
 
-_INSERT_TAILS = sa.text(
-    f"""
-    WITH {_AFFECTED},
-    members AS (
-        SELECT a.topic_id, a.actor_id, a.rollup, m.said_at, m.statement_id, m.stance, m.fresh
-          FROM affected a
-         CROSS JOIN LATERAL (
-            (SELECT p.said_at, p.statement_id, p.stance, false AS fresh
-               FROM series_points p
-              WHERE p.topic_id = a.topic_id AND p.actor_id = a.actor_id
-                AND p.rollup = a.rollup
-                AND (p.said_at, p.statement_id) < (a.from_said_at, a.from_sid COLLATE "C")
-              ORDER BY p.said_at DESC, p.statement_id DESC
-              LIMIT 1)
-            UNION ALL
-            (SELECT s.said_at, s.statement_id, s.stance, true
-               FROM statements s
-               JOIN actor_lineage l ON l.actor_id = s.actor_id
-              WHERE s.visible AND s.topic_id = a.topic_id
-                AND l.ancestor_id = a.actor_id AND (a.rollup OR l.depth = 0)
-                AND (s.said_at, s.statement_id) >= (a.from_said_at, a.from_sid COLLATE "C"))
-         ) AS m
-    ),
-    ranked AS (
-        SELECT *, lag(stance) OVER w AS prev_stance, lag(statement_id) OVER w AS prev_sid
-          FROM members
-        WINDOW w AS (PARTITION BY topic_id, actor_id, rollup ORDER BY said_at, statement_id)
-    ),
-    added AS (
-        {INSERT_RANKED}
-         WHERE fresh
-        RETURNING *
-    )
-    SELECT * FROM added WHERE change <> 'none'
-    """
+_SAVE_TIPS = (
+    "ON CONFLICT (topic_id, actor_id) DO UPDATE SET said_at = EXCLUDED.said_at,"
+    " statement_id = EXCLUDED.statement_id, stance = EXCLUDED.stance"
 )
-
-_ALL_ROLLUP_SERIES = sa.text(
-    """
-    SELECT s.topic_id, l.ancestor_id AS actor_id
-      FROM statements s JOIN actor_lineage l ON l.actor_id = s.actor_id
-     WHERE s.visible
-    UNION
-    SELECT topic_id, actor_id FROM series_points WHERE rollup
-    """
+_DROP_TIPS = sa.text(
+    "DELETE FROM series_tips t USING unnest(CAST(:topics AS text[]), CAST(:actors AS text[]))"
+    " AS g(topic_id, actor_id) WHERE t.topic_id = g.topic_id AND t.actor_id = g.actor_id"
 )
 
 
-_PLACED = """
-    bodies AS (
-        SELECT * FROM unnest(CAST(:sids AS text[]), CAST(:actors AS text[]),
-                             CAST(:topics AS text[]), CAST(:said AS timestamptz[]),
-                             CAST(:stances AS text[]), CAST(:is_current AS boolean[]))
-            AS b(statement_id, actor_id, topic_id, said_at, stance, is_current)
-    ),
-    placed AS (
-        SELECT b.topic_id, l.ancestor_id AS actor_id, r.rollup, b.said_at,
-               b.statement_id COLLATE "C" AS statement_id, b.stance, b.is_current
-          FROM bodies b
-          JOIN actor_lineage l ON l.actor_id = b.actor_id
-         CROSS JOIN (VALUES (false), (true)) AS r(rollup)
-         WHERE CASE WHEN r.rollup THEN NOT :own_only ELSE l.depth = 0 END
-    )
-"""
-"""Each body on every series it stands on: its actor's own, and (unless ``own_only``)
-the rolled-up series of the actor and each of its ancestors."""
+@dataclass
+class _Touch:
+    removed: set[Key] = field(default_factory=set)
+    added: dict[Key, Stance] = field(default_factory=dict)
 
-# The key text of a series lock is what ``locks.lock_keys(conn, "series", ...)`` made of
-# f"{topic}/{actor}/{rollup}" before this statement took the locks itself, so projectors
-# of either version still exclude each other during a rolling upgrade.
-_LOCK_SERIES = sa.text(
-    f"WITH {_PLACED} "
-    + sorted_locks(
-        "SELECT 'series:' || topic_id || '/' || actor_id || '/'"
-        " || CASE WHEN rollup THEN 'True' ELSE 'False' END AS key FROM placed"
-    )
-)
-
-_UPDATE = sa.text(
-    f"""
-    WITH {_PLACED},
-    cuts AS (
-        SELECT DISTINCT ON (topic_id, actor_id, rollup)
-               topic_id, actor_id, rollup, said_at, statement_id
-          FROM placed
-         ORDER BY topic_id, actor_id, rollup, said_at, statement_id
-    ),
-    classified AS (
-        SELECT c.*, t.statement_id AS tip_sid, t.stance AS tip_stance,
-               t.statement_id IS NULL
-               OR (t.said_at, t.statement_id) < (c.said_at, c.statement_id) AS appends
-          FROM cuts c
-          LEFT JOIN LATERAL (
-            SELECT p.said_at, p.statement_id, p.stance
-              FROM series_points p
-             WHERE p.topic_id = c.topic_id AND p.actor_id = c.actor_id AND p.rollup = c.rollup
-             ORDER BY p.said_at DESC, p.statement_id DESC
-             LIMIT 1) AS t ON true
-    ),
-    ranked AS (
-        SELECT p.topic_id, p.actor_id, p.rollup, p.said_at, p.statement_id, p.stance,
-               coalesce(lag(p.stance) OVER w, c.tip_stance) AS prev_stance,
-               coalesce(lag(p.statement_id) OVER w, c.tip_sid) AS prev_sid
-          FROM placed p
-          JOIN classified c USING (topic_id, actor_id, rollup)
-         WHERE c.appends AND p.is_current
-        WINDOW w AS (PARTITION BY p.topic_id, p.actor_id, p.rollup
-                     ORDER BY p.said_at, p.statement_id)
-    ),
-    added AS (
-        {INSERT_RANKED}
-        RETURNING *
-    ),
-    fed AS (
-        INSERT INTO changes
-            (status, topic_id, actor_id, rollup, said_at, statement_id, change, stance,
-             previous_statement_id, previous_stance)
-        SELECT 'added', topic_id, actor_id, rollup, said_at, statement_id, change, stance,
-               previous_statement_id, previous_stance
-          FROM added
-         WHERE change <> 'none'
-         ORDER BY topic_id, actor_id, rollup, said_at, statement_id
-    )
-    SELECT topic_id, actor_id, rollup, said_at, statement_id FROM classified WHERE NOT appends
-    """
-)
-
-Body = tuple[str, StatementBody, bool]
-"""(statement id, body, whether it is the statement's current body or the one it replaced)."""
+    @property
+    def span(self) -> tuple[Key, Key]:
+        keys = self.removed | self.added.keys()
+        return min(keys), max(keys)
 
 
-async def update(conn: AsyncConnection, bodies: Sequence[Body], *, own_only: bool) -> None:
-    """Bring every series these bodies stand on up to date, taking the series' locks.
-
-    A series whose last point sorts before every body placed on it only
-    gains points, and they are all current bodies of this batch: their change
-    kinds follow from that last point, so one statement inserts them as they
-    are, and feeds the change points. That is in-order ingest, nearly every
-    series of nearly every batch, with no per-point work in Python. Any
-    other series (a late statement, a correction, a retraction) is cut at
-    its earliest body and its tail recomputed.
-    """
-    if not bodies:
+async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
+    """Feed what these statement changes do to every series they stand on, and keep the
+    rolled-up series' tips. Runs before the statements are saved: it reads the series as
+    they were. Takes the series' locks, after the caller's statement locks."""
+    actors = {b.actor_id for _, old, new in changed for b in (old, new) if b is not None}
+    if not actors:
         return
+    chains, trees = await _lineage(conn, actors)
+    touches: dict[Series, _Touch] = defaultdict(_Touch)
+    for sid, old, new in changed:
+        for body, is_new in ((old, False), (new, True)):
+            if body is None:
+                continue
+            key = (body.said_at, sid)
+            for actor, rollup in series_of(chains[body.actor_id]):
+                if rollup and actor not in trees:
+                    continue  # a leaf's rolled-up series is its own series
+                touch = touches[Series(body.topic_id, actor, rollup)]
+                if is_new:
+                    touch.added[key] = body.stance
+                else:
+                    touch.removed.add(key)
+    await lock_keys(conn, "series", (f"{s.topic_id}/{s.actor_id}/{s.rollup}" for s in touches))
+    windows, open_ended = await _windows(conn, touches)
+    withdrawn: list[ChangePoint] = []
+    added: list[ChangePoint] = []
+    for series, touch in sorted(touches.items(), key=lambda item: _order(item[0])):
+        gone, fresh = window_feed(series, windows[series], touch.removed, touch.added)
+        withdrawn += gone
+        added += fresh
+    await _feed(conn, _with_leaf_rollups(withdrawn, trees), _with_leaf_rollups(added, trees))
+    await _save_tips(conn, touches, windows, open_ended)
+
+
+async def _lineage(
+    conn: AsyncConnection, actors: Iterable[str]
+) -> tuple[dict[str, list[str]], set[str]]:
+    """Each actor's lineage (itself first), and which of those actors have descendants."""
+    chains: dict[str, list[str]] = defaultdict(list)
+    trees: set[str] = set()
+    for row in await conn.execute(_LINEAGE, {"actors": sorted(actors)}):
+        chains[row.actor_id].append(row.ancestor_id)
+        if row.has_descendants:
+            trees.add(row.ancestor_id)
+    for actor in actors:
+        chains.setdefault(actor, [actor])  # named by a statement in this very batch
+    return chains, trees
+
+
+def _order(series: Series) -> tuple[str, str, bool]:
+    return (series.topic_id, series.actor_id, series.rollup)
+
+
+async def _windows(
+    conn: AsyncConnection, touches: Mapping[Series, _Touch]
+) -> tuple[dict[Series, dict[Key, Stance]], set[Series]]:
+    """Each series' window, and the series whose window reaches past its last point."""
+    keys = sorted(touches, key=_order)
+    spans = [touches[s].span for s in keys]
     params = {
-        "sids": [sid for sid, _, _ in bodies],
-        "actors": [b.actor_id for _, b, _ in bodies],
-        "topics": [b.topic_id for _, b, _ in bodies],
-        "said": [b.said_at for _, b, _ in bodies],
-        "stances": [b.stance.value for _, b, _ in bodies],
-        "is_current": [current for _, _, current in bodies],
-        "own_only": own_only,
+        "topics": [s.topic_id for s in keys],
+        "actors": [s.actor_id for s in keys],
+        "rollups": [s.rollup for s in keys],
+        "lo_said": [lo[0] for lo, _ in spans],
+        "lo_sid": [lo[1] for lo, _ in spans],
+        "hi_said": [hi[0] for _, hi in spans],
+        "hi_sid": [hi[1] for _, hi in spans],
     }
-    await conn.execute(_LOCK_SERIES, params)
-    tails = await conn.execute(_UPDATE, params)
-    await recompute(
-        conn, {(r.topic_id, r.actor_id, r.rollup): (r.said_at, r.statement_id) for r in tails}
+    windows: dict[Series, dict[Key, Stance]] = {s: {} for s in keys}
+    capped: set[Series] = set()
+    for row in await conn.execute(_WINDOWS, params):
+        series = Series(row.topic_id, row.actor_id, row.rollup)
+        windows[series][(row.said_at, row.statement_id)] = Stance(row.stance)
+        if row.part == "after":
+            capped.add(series)
+    return windows, set(keys) - capped
+
+
+def _with_leaf_rollups(points: list[ChangePoint], trees: set[str]) -> list[ChangePoint]:
+    """A leaf's own change points are its rolled-up series' too."""
+    copies = [
+        ChangePoint(
+            p.topic_id,
+            p.actor_id,
+            True,
+            p.said_at,
+            p.statement_id,
+            p.stance,
+            p.change,
+            p.previous_statement_id,
+            p.previous_stance,
+        )
+        for p in points
+        if not p.rollup and p.actor_id not in trees
+    ]
+    return sorted(
+        points + copies, key=lambda p: (p.topic_id, p.actor_id, p.rollup, p.said_at, p.statement_id)
     )
-
-
-async def recompute(conn: AsyncConnection, cuts: Mapping[SeriesKey, Cut]) -> None:
-    """Rebuild each series from its cut on; the caller holds the series' locks."""
-    if not cuts:
-        return
-    keys = sorted(cuts)
-    params = {
-        "topics": [k[0] for k in keys],
-        "actors": [k[1] for k in keys],
-        "rollups": [k[2] for k in keys],
-        "said": [cuts[k][0] for k in keys],
-        "sids": [cuts[k][1] for k in keys],
-    }
-    before = [_change_point(r) for r in await conn.execute(_DELETE_TAILS, params)]
-    after = [_change_point(r) for r in await conn.execute(_INSERT_TAILS, params)]
-    await _feed(conn, *feed_diff(before, after))
 
 
 async def _feed(
@@ -257,20 +234,6 @@ async def _feed(
     feed += [{"status": "added", **_point_row(p)} for p in added]
     if feed:
         await insert_rows(conn, changes, feed)
-
-
-def _change_point(row: Any) -> ChangePoint:
-    return ChangePoint(
-        row.topic_id,
-        row.actor_id,
-        row.rollup,
-        row.said_at,
-        row.statement_id,
-        row.stance,
-        Change(row.change),
-        row.previous_statement_id,
-        row.previous_stance,
-    )
 
 
 def _point_row(point: ChangePoint) -> dict[str, Any]:
@@ -285,6 +248,44 @@ def _point_row(point: ChangePoint) -> dict[str, Any]:
         "previous_statement_id": point.previous_statement_id,
         "previous_stance": point.previous_stance,
     }
+
+
+async def _save_tips(
+    conn: AsyncConnection,
+    touches: Mapping[Series, _Touch],
+    windows: Mapping[Series, dict[Key, Stance]],
+    open_ended: set[Series],
+) -> None:
+    """A rolled-up series' tip moves only when the batch reached its end: then it is the
+    last point of the window as the batch leaves it, or there is none left."""
+    tips: list[dict[str, Any]] = []
+    emptied: list[Series] = []
+    for series in sorted(open_ended, key=_order):
+        if not series.rollup:
+            continue
+        touch = touches[series]
+        after = {k: s for k, s in windows[series].items() if k not in touch.removed}
+        after |= touch.added
+        if not after:
+            emptied.append(series)
+            continue
+        last = max(after)
+        tips.append(
+            {
+                "topic_id": series.topic_id,
+                "actor_id": series.actor_id,
+                "said_at": last[0],
+                "statement_id": last[1],
+                "stance": after[last].value,
+            }
+        )
+    if tips:
+        await insert_rows(conn, series_tips, tips, tail=_SAVE_TIPS)
+    if emptied:
+        await conn.execute(
+            _DROP_TIPS,
+            {"topics": [s.topic_id for s in emptied], "actors": [s.actor_id for s in emptied]},
+        )
 
 
 _ANY_POINTS_BELOW = sa.text(
@@ -303,10 +304,73 @@ async def any_points_below(conn: AsyncConnection, actor_ids: set[str]) -> bool:
     return bool(await conn.scalar(_ANY_POINTS_BELOW, {"actors": sorted(actor_ids)}))
 
 
-async def recompute_all_rollups(conn: AsyncConnection) -> None:
-    """After the hierarchy moved: every rolled-up series, old and new, from the beginning.
+_WHOLE_ROLLUPS = sa.text(
+    f"""
+    SELECT t.topic_id, a.actor_id, p.said_at, p.statement_id, p.stance
+      FROM unnest(CAST(:actors AS text[])) AS a(actor_id)
+     CROSS JOIN topics t
+     CROSS JOIN LATERAL (
+        {series_points("t.topic_id", "a.actor_id", "true", "true", "ASC", "ALL")}) p
+    """
+)
+
+_REBUILD_TIPS = sa.text(
+    f"""
+    INSERT INTO series_tips (topic_id, actor_id, said_at, statement_id, stance)
+    SELECT t.topic_id, a.actor_id, p.said_at, p.statement_id, p.stance
+      FROM unnest(CAST(:actors AS text[])) AS a(actor_id)
+     CROSS JOIN topics t
+     CROSS JOIN LATERAL (
+        {series_points("t.topic_id", "a.actor_id", "true", "true", "DESC", "1")}) p
+     WHERE EXISTS (SELECT 1 FROM ({member_actors("a.actor_id", "true")}) m
+                    WHERE m.actor_id <> a.actor_id)
+    """
+)
+
+
+async def rebuild_all_tips(conn: AsyncConnection) -> None:
+    """Every tip from the statements and the lineage: for a rebuild, into empty tables."""
+    trees = await conn.scalars(
+        sa.text("SELECT DISTINCT ancestor_id FROM actor_lineage WHERE depth > 0")
+    )
+    await conn.execute(_REBUILD_TIPS, {"actors": sorted(trees)})
+
+
+async def whole_rollups(
+    conn: AsyncConnection, actors: Iterable[str]
+) -> dict[Series, dict[Key, Stance]]:
+    """Every point of these actors' rolled-up series, on every topic."""
+    points: dict[Series, dict[Key, Stance]] = defaultdict(dict)
+    for row in await conn.execute(_WHOLE_ROLLUPS, {"actors": sorted(set(actors))}):
+        series = Series(row.topic_id, row.actor_id, True)
+        points[series][(row.said_at, row.statement_id)] = Stance(row.stance)
+    return points
+
+
+async def regroup(
+    conn: AsyncConnection,
+    actors: Iterable[str],
+    before: Mapping[Series, dict[Key, Stance]] | None,
+) -> None:
+    """After the hierarchy changed under ``actors``: their rolled-up series' tips again,
+    and, given the series as they were (``before``), the feed of every difference.
 
     Only under the exclusive hierarchy lock, which keeps every other batch out.
     """
-    rows = (await conn.execute(_ALL_ROLLUP_SERIES)).all()
-    await recompute(conn, {(r.topic_id, r.actor_id, True): BEGINNING for r in rows})
+    names = sorted(set(actors))
+    await conn.execute(
+        sa.text("DELETE FROM series_tips WHERE actor_id = ANY(CAST(:actors AS text[]))"),
+        {"actors": names},
+    )
+    await conn.execute(_REBUILD_TIPS, {"actors": names})
+    if before is None:
+        return
+    after = await whole_rollups(conn, names)
+    withdrawn: list[ChangePoint] = []
+    added: list[ChangePoint] = []
+    for series in sorted(before.keys() | after.keys(), key=_order):
+        old, new = before.get(series, {}), after.get(series, {})
+        gone, fresh = window_feed(series, old, old.keys(), new)
+        withdrawn += gone
+        added += fresh
+    await _feed(conn, withdrawn, added)

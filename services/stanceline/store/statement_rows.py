@@ -8,11 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stanceline.contract import StatementData
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.stance import Stance
 from stanceline.domain.statements import StatementState
 from stanceline.store.arrays import any_of, insert_rows
 from stanceline.store.tables import events, statements
+from stanceline.store.translate import body_of
 
 BODY_FIELDS = tuple(StatementBody.__dataclass_fields__)
 _ANY_ID = any_of("ids")
@@ -69,10 +71,10 @@ async def load_states(
     return {row.statement_id: state_from_row(row) for row in rows}
 
 
-async def recorded_data(
+async def recorded_bodies(
     conn: AsyncConnection, statement_ids: Iterable[str]
-) -> dict[str, dict[str, Any]]:
-    """The ``data`` each statement was recorded with, read from the event store.
+) -> dict[str, StatementBody]:
+    """The body each statement was recorded with, read from the event store.
 
     Kept out of the projection on purpose: a re-recording is compared with
     the stored event itself, so the projection holds nothing that only Python
@@ -87,7 +89,7 @@ async def recorded_data(
         .where(statements.c.statement_id == _ANY_ID),
         {"ids": ids},
     )
-    return {row.statement_id: row.data for row in rows}
+    return {row.statement_id: body_of(StatementData.model_validate(row.data)) for row in rows}
 
 
 _SAVED_COLUMNS = tuple(c.name for c in statements.columns if c.name != "visible")

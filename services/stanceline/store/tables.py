@@ -141,26 +141,30 @@ statements = sa.Table(
         "said_at",
         "statement_id",
         postgresql_where=sa.text("visible"),
+        # Window probes and current stances need only the stance: index-only scans.
+        postgresql_include=["stance"],
     ),
     # Whether an actor has own points: a visible statement is one (series.any_points_below).
     sa.Index("ix_statements_actor", "actor_id", postgresql_where=sa.text("visible")),
 )
 
-series_points = sa.Table(
-    "series_points",
+series_tips = sa.Table(
+    "series_tips",
     metadata,
     sa.Column("topic_id", Id, primary_key=True),
     sa.Column("actor_id", Id, primary_key=True),
-    sa.Column("rollup", sa.Boolean, primary_key=True),
-    sa.Column("said_at", Tz, primary_key=True),
-    sa.Column("statement_id", Id, primary_key=True),
+    sa.Column("said_at", Tz, nullable=False),
+    sa.Column("statement_id", Id, nullable=False),
     sa.Column("stance", sa.Text, nullable=False),
-    sa.Column("change", sa.Text, nullable=False),
-    sa.Column("previous_statement_id", Id),
-    sa.Column("previous_stance", sa.Text),
 )
-"""Every timeline, own (``rollup`` false) and with descendants merged (true), with
-each point's change kind relative to the previous point of that same series."""
+"""The last point of each rolled-up series of an actor that has descendants.
+
+Histories are not stored: a visible statement is its own series' point, and a
+rolled-up series is merged from the descendants' statements when it is read.
+The write path still needs each touched series' last point, to know whether a
+batch only appends to it; for an own series that is one index probe on
+``statements``, for a merged one it would be a probe per descendant, so the
+tip is kept here. A leaf's rolled-up series is its own series and has no row."""
 
 changes = sa.Table(
     "changes",
@@ -202,4 +206,4 @@ projection_meta = sa.Table(
 )
 """When the projection was last rebuilt from ``events`` (one row, or none: never)."""
 
-PROJECTION_TABLES = (actors, actor_lineage, topics, statements, series_points)
+PROJECTION_TABLES = (actors, actor_lineage, topics, statements, series_tips)
