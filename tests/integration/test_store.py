@@ -20,7 +20,13 @@ from stanceline.ops.rebuild import rebuild
 from stanceline.store.db import create_engine, reading, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted, BatchReport
-from support.dump import dump_projection, predicted_series_rows, series_rows
+from support.dump import (
+    dump_projection,
+    feed_balance,
+    predicted_change_points,
+    predicted_series_rows,
+    series_rows,
+)
 from support.events import actor, event_of, parsed, retraction, statement
 from support.strategies import worlds
 
@@ -93,6 +99,52 @@ async def test_second_recording_with_another_body_is_refused(engine: AsyncEngine
     async with engine.connect() as conn:
         field = await conn.scalar(sa.text("SELECT field FROM dead_letters"))
     assert field == "data.statement_id"
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        pytest.param({}, {"score": 1.0, "confidence": 1}, id="defaults-written-out"),
+        pytest.param({"score": 1, "confidence": 1.0}, {}, id="defaults-left-out"),
+        pytest.param(
+            {"said_at": "2024-01-01T00:00:00Z"},
+            {"said_at": "2024-01-01T00:00:00+00:00"},
+            id="Z-and-+00:00",
+        ),
+        pytest.param(
+            {"said_at": "2024-01-01T02:00:00+02:00", "published_at": "2024-01-02T00:00:00Z"},
+            {"said_at": "2024-01-01T00:00:00Z", "published_at": "2024-01-01T19:00:00-05:00"},
+            id="the-same-instants-at-other-offsets",
+        ),
+    ],
+)
+async def test_a_second_recording_of_the_same_body_is_a_duplicate_not_a_conflict(
+    engine: AsyncEngine, first: dict[str, Any], again: dict[str, Any]
+) -> None:
+    """Bodies are compared as the domain reads them, not as the publisher spelt them."""
+    base = {"said_at": "2024-01-01T00:00:00Z"}
+    one = statement("e1", "s1", "a", "t", "support", **(base | first))
+    two = statement("e2", "s1", "a", "t", "support", **(base | again))
+
+    for order in ([one, two], [two, one]):
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("TRUNCATE events, statements, dead_letters"))
+        report = await store(engine, [parsed(d) for d in order], batch=1)
+        assert (report.appended, report.dead_lettered) == (2, 0)
+        async with engine.connect() as conn:
+            named = await conn.scalar(sa.text("SELECT recorded_by FROM statements"))
+        assert named == "e1"
+
+
+async def test_a_second_recording_with_another_default_is_still_a_conflict(
+    engine: AsyncEngine,
+) -> None:
+    one = statement("e1", "s1", "a", "t", "support", "2024-01-01T00:00:00Z")
+    two = statement("e2", "s1", "a", "t", "support", "2024-01-01T00:00:00Z", score=0.5)
+
+    report = await store(engine, [parsed(one), parsed(two)], batch=1)
+
+    assert (report.appended, report.dead_lettered) == (1, 1)
 
 
 async def test_cycle_in_hierarchy_is_dead_lettered(engine: AsyncEngine) -> None:
@@ -199,10 +251,10 @@ async def _check_any_order(
     database_url: str, events: list[Event], arrival: list[Event], batch: int
 ) -> None:
     """Store ``events`` in one batch, then ``arrival`` (a permutation with duplicates)
-    in batches of ``batch``: the dumps must be equal, the series must be the pure
-    fold's, and a rebuild from ``events`` must find nothing to change."""
+    in batches of ``batch``: the dumps must be equal, the series and the feed's balance
+    must be the pure fold's, and a rebuild from ``events`` must find nothing to change."""
     engine = create_engine(database_url)
-    tables = "events, dead_letters, actors, actor_lineage, topics, statements, series_tips"
+    tables = "events, dead_letters, actors, actor_lineage, topics, statements, series_tips, changes"
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"TRUNCATE {tables}"))
@@ -216,6 +268,9 @@ async def _check_any_order(
         assert (report.appended, report.dead_lettered) == (len(events), 0)
         assert await dump_projection(engine) == expected
         assert await series_rows(engine) == predicted_series_rows(events)
+        # The feed never drifts from the series: what it added, less what it withdrew,
+        # is exactly every change point the fold predicts, whatever the arrival order.
+        assert await feed_balance(engine) == predicted_change_points(events)
         rebuilt = await rebuild(engine, dry_run=True)
         assert rebuilt.differences == dict.fromkeys(rebuilt.differences or {}, 0)
     finally:

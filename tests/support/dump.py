@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -77,3 +78,48 @@ def predicted_series_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
                 )
             )
     return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
+
+
+ChangeRow = tuple[str, str, bool, Any, str, str, str, str | None, str | None]
+"""(topic, actor, rollup, said_at, statement id, stance, change, previous id and stance)."""
+
+
+async def feed_balance(engine: AsyncEngine) -> Counter[ChangeRow]:
+    """The changes feed summed up: each change point added, less each one withdrawn."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text(
+                "SELECT status, topic_id, actor_id, rollup, said_at, statement_id, stance,"
+                " change, previous_statement_id, previous_stance FROM changes"
+            )
+        )
+        balance: Counter[ChangeRow] = Counter()
+        for status, *point in rows:
+            balance[tuple(point)] += 1 if status == "added" else -1  # type: ignore[index]
+    return +balance
+
+
+def predicted_change_points(events: Iterable[Event]) -> Counter[ChangeRow]:
+    """Every change point of every series, own and rolled-up, according to the pure fold."""
+    projection = project(fact_of(e) for e in events)
+    found: Counter[ChangeRow] = Counter()
+    for (actor_id, topic_id, rollup), points in projection.series().items():
+        stances = {p.statement_id: p.body.stance.value for p in points}
+        for p in points:
+            if p.change.value == "none":
+                continue
+            previous = p.previous_statement_id
+            found[
+                (
+                    topic_id,
+                    actor_id,
+                    rollup,
+                    p.body.said_at,
+                    p.statement_id,
+                    p.body.stance.value,
+                    p.change.value,
+                    previous,
+                    stances[previous] if previous else None,
+                )
+            ] += 1
+    return found
