@@ -11,7 +11,7 @@ from stanceline.contract.data import (
     StatementData,
     TopicData,
 )
-from stanceline.contract.document import canonical_json, event_document
+from stanceline.contract.document import canonical_json, canonical_text, event_document
 from stanceline.contract.events import (
     ACTOR_REGISTERED,
     EVENT_ADAPTER,
@@ -61,6 +61,7 @@ __all__ = [
     "TopicData",
     "TopicRegistered",
     "canonical_json",
+    "canonical_text",
     "event_document",
     "parse_event",
 ]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from stanceline.domain.stance import Change, Stance, change_between
 
@@ -28,8 +28,7 @@ Key = tuple[datetime, str]
 """A point's place in its series: (said_at, statement id)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChangePoint:
+class ChangePoint(NamedTuple):
     topic_id: str
     actor_id: str
     rollup: bool
@@ -40,31 +39,36 @@ class ChangePoint:
     previous_statement_id: str | None
     previous_stance: str | None
 
-    @property
-    def key(self) -> tuple[str, str, bool, str]:
-        return (self.topic_id, self.actor_id, self.rollup, self.statement_id)
 
-
-@dataclass(frozen=True, slots=True)
-class Series:
+class Series(NamedTuple):
     topic_id: str
     actor_id: str
     rollup: bool
+
+
+def _order(p: ChangePoint) -> tuple[str, str, bool, datetime, str]:
+    return (p.topic_id, p.actor_id, p.rollup, p.said_at, p.statement_id)
 
 
 def feed_diff(
     before: Iterable[ChangePoint], after: Iterable[ChangePoint]
 ) -> tuple[list[ChangePoint], list[ChangePoint]]:
     """(withdrawn, added), each in series order; unchanged change points are not repeated."""
-    old = {p.key: p for p in before if p.change is not Change.NONE}
-    new = {p.key: p for p in after if p.change is not Change.NONE}
+    old = {_identity(p): p for p in before if p.change is not Change.NONE}
+    new = {_identity(p): p for p in after if p.change is not Change.NONE}
+    return _difference(old, new)
+
+
+def _identity(p: ChangePoint) -> tuple[str, str, bool, str]:
+    return (p.topic_id, p.actor_id, p.rollup, p.statement_id)
+
+
+def _difference(
+    old: Mapping[Any, ChangePoint], new: Mapping[Any, ChangePoint]
+) -> tuple[list[ChangePoint], list[ChangePoint]]:
     withdrawn = [p for k, p in old.items() if new.get(k) != p]
     added = [p for k, p in new.items() if old.get(k) != p]
-
-    def order(p: ChangePoint) -> tuple[str, str, bool, datetime, str]:
-        return (p.topic_id, p.actor_id, p.rollup, p.said_at, p.statement_id)
-
-    return sorted(withdrawn, key=order), sorted(added, key=order)
+    return sorted(withdrawn, key=_order), sorted(added, key=_order)
 
 
 def window_feed(
@@ -83,18 +87,40 @@ def window_feed(
     window and every key touched, this is the whole-timeline difference.
     """
     gone = set(removed)
-    touched = gone | set(added)
-    after = {k: s for k, s in window.items() if k not in gone} | dict(added)
-    return feed_diff(
+    if not gone and (not window or max(window) < min(added)):
+        return [], _appended(series, window, added)
+    touched = gone | added.keys()
+    after = {k: s for k, s in window.items() if k not in gone}
+    after.update(added)
+    return _difference(
         _changes_around(series, window, touched), _changes_around(series, after, touched)
     )
 
 
+def _appended(
+    series: Series, window: Mapping[Key, Stance], added: Mapping[Key, Stance]
+) -> list[ChangePoint]:
+    """Points after the last one: nothing before them changes, so the feed is the change
+    points among them, each against the point before it (the write's usual case)."""
+    previous = max(window) if window else None
+    previous_stance = window[previous] if previous is not None else None
+    found = []
+    for key in sorted(added):
+        stance = added[key]
+        change = change_between(previous_stance, stance)
+        if change is not Change.NONE and previous is not None and previous_stance is not None:
+            found.append(
+                ChangePoint(*series, *key, stance.value, change, previous[1], previous_stance.value)
+            )
+        previous, previous_stance = key, stance
+    return found
+
+
 def _changes_around(
     series: Series, points: Mapping[Key, Stance], touched: set[Key]
-) -> list[ChangePoint]:
-    """The change points a write to ``touched`` can have affected: each touched key
-    still present, and the point right after each touched key."""
+) -> dict[str, ChangePoint]:
+    """The change points a write to ``touched`` can have affected, by statement id: each
+    touched key still present, and the point right after each touched key."""
     keys = sorted(points)
     affected: set[int] = set()
     for key in touched:
@@ -103,25 +129,24 @@ def _changes_around(
             affected.add(after - 1)
         if after < len(keys):
             affected.add(after)
-    found = []
-    for i in sorted(affected):
-        key = keys[i]
+    topic_id, actor_id, rollup = series
+    found = {}
+    for i in affected:
+        said_at, statement_id = keys[i]
         previous = keys[i - 1] if i else None
+        stance = points[keys[i]]
         previous_stance = points[previous] if previous is not None else None
-        change = change_between(previous_stance, points[key])
-        if change is Change.NONE:
-            continue
-        found.append(
-            ChangePoint(
-                series.topic_id,
-                series.actor_id,
-                series.rollup,
-                key[0],
-                key[1],
-                points[key].value,
+        change = change_between(previous_stance, stance)
+        if change is not Change.NONE and previous is not None and previous_stance is not None:
+            found[statement_id] = ChangePoint(
+                topic_id,
+                actor_id,
+                rollup,
+                said_at,
+                statement_id,
+                stance.value,
                 change,
-                previous[1] if previous is not None else None,
-                previous_stance.value if previous_stance is not None else None,
+                previous[1],
+                previous_stance.value,
             )
-        )
     return found

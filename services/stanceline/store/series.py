@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -116,15 +115,12 @@ _DROP_TIPS = sa.text(
 )
 
 
-@dataclass
-class _Touch:
-    removed: set[Key] = field(default_factory=set)
-    added: dict[Key, Stance] = field(default_factory=dict)
+_STANCES = {s.value: s for s in Stance}
 
-    @property
-    def span(self) -> tuple[Key, Key]:
-        keys = self.removed | self.added.keys()
-        return min(keys), max(keys)
+
+class _Touch(NamedTuple):
+    removed: set[Key]
+    added: dict[Key, Stance]
 
 
 async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
@@ -134,120 +130,109 @@ async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
     actors = {b.actor_id for _, old, new in changed for b in (old, new) if b is not None}
     if not actors:
         return
-    chains, trees = await _lineage(conn, actors)
-    touches: dict[Series, _Touch] = defaultdict(_Touch)
+    stored, leaves = await _stored_series(conn, actors)
+    touches: dict[Series, _Touch] = {}
     for sid, old, new in changed:
-        for body, is_new in ((old, False), (new, True)):
-            if body is None:
-                continue
-            key = (body.said_at, sid)
-            for actor, rollup in series_of(chains[body.actor_id]):
-                if rollup and actor not in trees:
-                    continue  # a leaf's rolled-up series is its own series
-                touch = touches[Series(body.topic_id, actor, rollup)]
-                if is_new:
-                    touch.added[key] = body.stance
-                else:
-                    touch.removed.add(key)
-    await lock_keys(conn, "series", (f"{s.topic_id}/{s.actor_id}/{s.rollup}" for s in touches))
-    windows, open_ended = await _windows(conn, touches)
+        if old is not None:
+            key = (old.said_at, sid)
+            for actor, rollup in stored[old.actor_id]:
+                series = Series(old.topic_id, actor, rollup)
+                touch = touches.get(series) or touches.setdefault(series, _Touch(set(), {}))
+                touch.removed.add(key)
+        if new is not None:
+            key = (new.said_at, sid)
+            for actor, rollup in stored[new.actor_id]:
+                series = Series(new.topic_id, actor, rollup)
+                touch = touches.get(series) or touches.setdefault(series, _Touch(set(), {}))
+                touch.added[key] = new.stance
+    ordered = sorted(touches)
+    await lock_keys(conn, "series", [f"{t}/{a}/{r}" for t, a, r in ordered])
+    windows, open_ended = await _windows(conn, ordered, touches)
     withdrawn: list[ChangePoint] = []
     added: list[ChangePoint] = []
-    for series, touch in sorted(touches.items(), key=lambda item: _order(item[0])):
+    for series in ordered:
+        touch = touches[series]
         gone, fresh = window_feed(series, windows[series], touch.removed, touch.added)
         withdrawn += gone
         added += fresh
-    await _feed(conn, _with_leaf_rollups(withdrawn, trees), _with_leaf_rollups(added, trees))
+    await _feed(conn, _with_leaf_rollups(withdrawn, leaves), _with_leaf_rollups(added, leaves))
     await _save_tips(conn, touches, windows, open_ended)
 
 
-async def _lineage(
+async def _stored_series(
     conn: AsyncConnection, actors: Iterable[str]
-) -> tuple[dict[str, list[str]], set[str]]:
-    """Each actor's lineage (itself first), and which of those actors have descendants."""
+) -> tuple[dict[str, list[tuple[str, bool]]], set[str]]:
+    """For each actor, the series its statements stand on that this store keeps apart
+    (``catalogue.series_of`` less a leaf's rolled-up series), and which actors are leaves."""
     chains: dict[str, list[str]] = defaultdict(list)
     trees: set[str] = set()
-    for row in await conn.execute(_LINEAGE, {"actors": sorted(actors)}):
-        chains[row.actor_id].append(row.ancestor_id)
-        if row.has_descendants:
-            trees.add(row.ancestor_id)
-    for actor in actors:
-        chains.setdefault(actor, [actor])  # named by a statement in this very batch
-    return chains, trees
-
-
-def _order(series: Series) -> tuple[str, str, bool]:
-    return (series.topic_id, series.actor_id, series.rollup)
+    for actor, ancestor, _depth, has_descendants in await conn.execute(
+        _LINEAGE, {"actors": sorted(actors)}
+    ):
+        chains[actor].append(ancestor)
+        if has_descendants:
+            trees.add(ancestor)
+    stored = {
+        # An actor named by a statement in this very batch is a root with no descendants.
+        actor: [
+            (a, rollup)
+            for a, rollup in series_of(chains.get(actor) or [actor])
+            if not rollup or a in trees
+        ]
+        for actor in actors
+    }
+    return stored, set(actors) - trees
 
 
 async def _windows(
-    conn: AsyncConnection, touches: Mapping[Series, _Touch]
+    conn: AsyncConnection, ordered: Sequence[Series], touches: Mapping[Series, _Touch]
 ) -> tuple[dict[Series, dict[Key, Stance]], set[Series]]:
     """Each series' window, and the series whose window reaches past its last point."""
-    keys = sorted(touches, key=_order)
-    spans = [touches[s].span for s in keys]
-    params = {
-        "topics": [s.topic_id for s in keys],
-        "actors": [s.actor_id for s in keys],
-        "rollups": [s.rollup for s in keys],
-        "lo_said": [lo[0] for lo, _ in spans],
-        "lo_sid": [lo[1] for lo, _ in spans],
-        "hi_said": [hi[0] for _, hi in spans],
-        "hi_sid": [hi[1] for _, hi in spans],
+    params: dict[str, list[Any]] = {
+        "topics": [],
+        "actors": [],
+        "rollups": [],
+        "lo_said": [],
+        "lo_sid": [],
+        "hi_said": [],
+        "hi_sid": [],
     }
-    windows: dict[Series, dict[Key, Stance]] = {s: {} for s in keys}
+    for series in ordered:
+        touch = touches[series]
+        keys = touch.removed | touch.added.keys()
+        lo, hi = min(keys), max(keys)
+        params["topics"].append(series.topic_id)
+        params["actors"].append(series.actor_id)
+        params["rollups"].append(series.rollup)
+        params["lo_said"].append(lo[0])
+        params["lo_sid"].append(lo[1])
+        params["hi_said"].append(hi[0])
+        params["hi_sid"].append(hi[1])
+    windows: dict[Series, dict[Key, Stance]] = {s: {} for s in ordered}
     capped: set[Series] = set()
-    for row in await conn.execute(_WINDOWS, params):
-        series = Series(row.topic_id, row.actor_id, row.rollup)
-        windows[series][(row.said_at, row.statement_id)] = Stance(row.stance)
-        if row.part == "after":
+    for topic, actor, rollup, said_at, sid, stance, part in await conn.execute(_WINDOWS, params):
+        series = Series(topic, actor, rollup)
+        windows[series][(said_at, sid)] = _STANCES[stance]
+        if part == "after":
             capped.add(series)
-    return windows, set(keys) - capped
+    return windows, set(ordered) - capped
 
 
-def _with_leaf_rollups(points: list[ChangePoint], trees: set[str]) -> list[ChangePoint]:
+def _with_leaf_rollups(points: list[ChangePoint], leaves: set[str]) -> list[ChangePoint]:
     """A leaf's own change points are its rolled-up series' too."""
-    copies = [
-        ChangePoint(
-            p.topic_id,
-            p.actor_id,
-            True,
-            p.said_at,
-            p.statement_id,
-            p.stance,
-            p.change,
-            p.previous_statement_id,
-            p.previous_stance,
-        )
-        for p in points
-        if not p.rollup and p.actor_id not in trees
-    ]
-    return sorted(
-        points + copies, key=lambda p: (p.topic_id, p.actor_id, p.rollup, p.said_at, p.statement_id)
-    )
+    copies = [p._replace(rollup=True) for p in points if not p.rollup and p.actor_id in leaves]
+    return points + copies
 
 
 async def _feed(
     conn: AsyncConnection, withdrawn: Sequence[ChangePoint], added: Sequence[ChangePoint]
 ) -> None:
-    feed = [{"status": "withdrawn", **_point_row(p)} for p in withdrawn]
-    feed += [{"status": "added", **_point_row(p)} for p in added]
+    feed = [{"status": "withdrawn", **p._asdict()} for p in sorted(withdrawn)]
+    feed += [{"status": "added", **p._asdict()} for p in sorted(added)]
     if feed:
+        for row in feed:
+            row["change"] = row["change"].value
         await insert_rows(conn, changes, feed)
-
-
-def _point_row(point: ChangePoint) -> dict[str, Any]:
-    return {
-        "topic_id": point.topic_id,
-        "actor_id": point.actor_id,
-        "rollup": point.rollup,
-        "said_at": point.said_at,
-        "statement_id": point.statement_id,
-        "change": point.change.value,
-        "stance": point.stance,
-        "previous_statement_id": point.previous_statement_id,
-        "previous_stance": point.previous_stance,
-    }
 
 
 async def _save_tips(
@@ -260,12 +245,12 @@ async def _save_tips(
     last point of the window as the batch leaves it, or there is none left."""
     tips: list[dict[str, Any]] = []
     emptied: list[Series] = []
-    for series in sorted(open_ended, key=_order):
+    for series in sorted(open_ended):
         if not series.rollup:
             continue
         touch = touches[series]
         after = {k: s for k, s in windows[series].items() if k not in touch.removed}
-        after |= touch.added
+        after.update(touch.added)
         if not after:
             emptied.append(series)
             continue
@@ -368,7 +353,7 @@ async def regroup(
     after = await whole_rollups(conn, names)
     withdrawn: list[ChangePoint] = []
     added: list[ChangePoint] = []
-    for series in sorted(before.keys() | after.keys(), key=_order):
+    for series in sorted(before.keys() | after.keys()):
         old, new = before.get(series, {}), after.get(series, {})
         gone, fresh = window_feed(series, old, old.keys(), new)
         withdrawn += gone
