@@ -16,6 +16,7 @@ from test_store import SCENARIO, store
 from stanceline.contract import Event
 from stanceline.ops import rebuild as rebuilding
 from stanceline.readmodel.app import create_app
+from stanceline.store import shadow
 from stanceline.store.db import writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
@@ -66,7 +67,8 @@ async def test_an_interrupted_rebuild_leaves_live_tables_alone_and_can_be_rerun(
     await store(engine, SCENARIO, batch=9)
     live = await dump_projection(engine)
     # Half a rebuild, then the process "dies": the shadow schema stays behind.
-    await rebuilding._fresh_shadow(engine)
+    async with engine.begin() as conn:
+        await shadow.create_shadow(conn)
     await rebuilding._catch_up(engine, "public", 0, 10, 5, None, 0)
     assert await dump_projection(engine) == live
 

@@ -29,37 +29,22 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.schema import CreateIndex, CreateTable
 
-from stanceline.store import bulk
+from stanceline.store import bulk, shadow
 from stanceline.store.ingest import project_stored
 from stanceline.store.known import rehydrate
 from stanceline.store.locks import lock_hierarchy
-from stanceline.store.tables import (
-    PROJECTION_TABLES,
-    changes,
-    events,
-    projection_meta,
-    statements,
-)
+from stanceline.store.tables import events
 
-SHADOW = "stanceline_rebuild"
-RETIRED = "stanceline_retired"
-_SCRATCH = (changes,)  # written by the fold, never swapped in: the feed is a log, kept as is
-_SHADOW_TABLES = (*PROJECTION_TABLES, *_SCRATCH)
-_KEYED_AFTER_LOAD = (statements,)
 _CATCH_UPS = 8
 """Catch-up rounds before the final one under the lock, however fast writers append."""
 
 Progress = Callable[[int, int], None]
 """Called with (events folded so far, events known to fold)."""
-_LAST_POSITION = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
 
 
 _REBUILD_KEY = 0x5245_4255_494C_44  # "REBUILD": one rebuild at a time per database
@@ -110,8 +95,9 @@ async def _rebuild(
     engine: AsyncEngine, *, dry_run: bool, chunk: int, parallel: int, progress: Progress | None
 ) -> RebuildReport:
     started = time.perf_counter()
-    live = await _live_schema(engine)
-    await _fresh_shadow(engine)
+    async with engine.begin() as conn:
+        live = await shadow.live_schema(conn)
+        await shadow.create_shadow(conn)
     done = await _high_water(engine)
     applied = await _build(engine, live, done, parallel)
     if progress is not None:
@@ -134,49 +120,13 @@ async def _rebuild(
             # holding it exclusively waits for batches in flight and keeps new ones out
             # before the swap's table locks are asked for: no lock-order deadlock.
             await lock_hierarchy(conn, exclusive=True)
-            await conn.execute(sa.text(f"LOCK TABLE {live}.events IN SHARE MODE"))
+            await shadow.lock_events(conn, live)
             applied += await _apply_in(conn, live, done, chunk)
-            await _swap(conn, live)
-            await _record(conn, applied, time.perf_counter() - started)
-        await _drop(engine, RETIRED)
-    await _drop(engine, SHADOW)
+            await shadow.swap(conn, live)
+            await shadow.record_rebuild(conn, applied, time.perf_counter() - started)
+        await _drop(engine, shadow.RETIRED)
+    await _drop(engine, shadow.SHADOW)
     return RebuildReport(applied, time.perf_counter() - started, not dry_run, differences)
-
-
-async def _live_schema(engine: AsyncEngine) -> str:
-    async with engine.connect() as conn:
-        return str(await conn.scalar(sa.text("SELECT current_schema()")))
-
-
-async def _fresh_shadow(engine: AsyncEngine) -> None:
-    """Empty shadow tables. ``statements`` loses its primary key until after the bulk
-    build (``_index_shadow``): building an index over loaded rows is faster than
-    maintaining it row by row, and the set-based build writes each key once anyway."""
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE"))
-        await conn.execute(sa.text(f"CREATE SCHEMA {SHADOW}"))
-        shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
-        for table in _SHADOW_TABLES:
-            await shadow.execute(CreateTable(table))
-        for table in _KEYED_AFTER_LOAD:
-            name = table.primary_key.name
-            await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} DROP CONSTRAINT {name}"))
-
-
-async def _index_shadow(conn: AsyncConnection) -> None:
-    """The same indexes, under the same names, as Alembic gives the live tables, and
-    planner statistics, so the first reads after the swap are planned as before it."""
-    await conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
-    for table in _KEYED_AFTER_LOAD:
-        key = table.primary_key
-        columns = ", ".join(c.name for c in key.columns)
-        add = f"ADD CONSTRAINT {key.name} PRIMARY KEY ({columns})"
-        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} {add}"))
-    shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
-    for table in _SHADOW_TABLES:
-        for index in sorted(table.indexes, key=lambda i: str(i.name)):
-            await shadow.execute(CreateIndex(index))
-        await conn.execute(sa.text(f"ANALYZE {SHADOW}.{table.name}"))
 
 
 async def _build(engine: AsyncEngine, live: str, upto: int, parallel: int) -> int:
@@ -186,7 +136,7 @@ async def _build(engine: AsyncEngine, live: str, upto: int, parallel: int) -> in
 
     async def in_shadow(work: Callable[[AsyncConnection], Awaitable[None]]) -> None:
         async with engine.begin() as conn:
-            await _shadow_first(conn, live)
+            await shadow.shadow_first(conn, live)
             await work(conn)
 
     slices = range(parallel)
@@ -205,21 +155,16 @@ async def _build(engine: AsyncEngine, live: str, upto: int, parallel: int) -> in
         )
     )
     await in_shadow(partial(bulk.build_catalogue, events_table=events_table, upto=upto))
-    await in_shadow(_index_shadow)
+    await in_shadow(shadow.index_shadow)
     await in_shadow(bulk.build_tips)
     async with engine.connect() as conn:
         return await bulk.count_events(conn, events_table, upto)
 
 
-async def _shadow_first(conn: AsyncConnection, live: str) -> None:
-    await conn.execute(sa.text(f"SET LOCAL search_path TO {SHADOW}, {live}"))
-
-
 async def _high_water(engine: AsyncEngine) -> int:
     """The last position below which nothing can still commit (see the module docstring)."""
     async with engine.begin() as conn:
-        await conn.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
-        return int(await conn.scalar(_LAST_POSITION) or 0)
+        return await shadow.high_water(conn)
 
 
 async def _catch_up(
@@ -264,9 +209,9 @@ async def _chunk(
     rows = (await conn.execute(query.order_by(events.c.position).limit(chunk))).all()
     if not rows:
         return 0, after if upto is None else upto
-    await _shadow_first(conn, live)
+    await shadow.shadow_first(conn, live)
     await project_stored(conn, [rehydrate(r) for r in rows])
-    await conn.execute(sa.text(f"SET LOCAL search_path TO {live}"))
+    await shadow.leave_shadow(conn, live)
     return len(rows), rows[-1].position
 
 
@@ -278,47 +223,11 @@ async def _compare(
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
         applied += await _apply_in(conn, live, after, chunk)
-        differences = await _differences(conn, live)
+        differences = await shadow.differences(conn, live)
         await conn.rollback()
     return differences, applied
 
 
-async def _differences(conn: AsyncConnection, live: str) -> dict[str, int]:
-    result = {}
-    for table in PROJECTION_TABLES:
-        name = table.name
-        columns = ", ".join(c.name for c in table.columns)
-        here, there = (
-            f"SELECT {columns} FROM {live}.{name}",
-            f"SELECT {columns} FROM {SHADOW}.{name}",
-        )
-        query = sa.text(
-            f"SELECT (SELECT count(*) FROM ({here} EXCEPT ALL {there}) a)"
-            f" + (SELECT count(*) FROM ({there} EXCEPT ALL {here}) b)"
-        )
-        result[name] = int(await conn.scalar(query) or 0)
-    return result
-
-
-async def _swap(conn: AsyncConnection, live: str) -> None:
-    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE"))
-    await conn.execute(sa.text(f"CREATE SCHEMA {RETIRED}"))
-    for table in PROJECTION_TABLES:
-        await conn.execute(sa.text(f"ALTER TABLE {live}.{table.name} SET SCHEMA {RETIRED}"))
-        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} SET SCHEMA {live}"))
-
-
-async def _record(conn: AsyncConnection, applied: int, seconds: float) -> None:
-    row = {"id": 1, "rebuilt_at": datetime.now(UTC), "events": applied, "seconds": seconds}
-    statement = insert(projection_meta).values(row)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[projection_meta.c.id],
-            set_={k: statement.excluded[k] for k in ("rebuilt_at", "events", "seconds")},
-        )
-    )
-
-
 async def _drop(engine: AsyncEngine, schema: str) -> None:
     async with engine.begin() as conn:
-        await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        await shadow.drop_schema(conn, schema)

@@ -1,0 +1,119 @@
+"""The rebuild's tables: a shadow schema built beside the live one, compared, swapped in.
+
+Every statement here is DDL or whole-table SQL on the projection tables; the
+operator's rebuild (``ops.rebuild``) decides when each runs and in which
+transaction. Shadow tables come from the same table definitions Alembic is
+checked against, so index and constraint names survive the swap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from stanceline.store.tables import PROJECTION_TABLES, changes, events, projection_meta, statements
+
+SHADOW = "stanceline_rebuild"
+RETIRED = "stanceline_retired"
+_SCRATCH = (changes,)  # written by the fold, never swapped in: the feed is a log, kept as is
+_SHADOW_TABLES = (*PROJECTION_TABLES, *_SCRATCH)
+_KEYED_AFTER_LOAD = (statements,)
+_LAST_POSITION = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
+
+
+async def live_schema(conn: AsyncConnection) -> str:
+    return str(await conn.scalar(sa.text("SELECT current_schema()")))
+
+
+async def create_shadow(conn: AsyncConnection) -> None:
+    """Empty shadow tables. ``statements`` loses its primary key until after the bulk
+    build (``index_shadow``): building an index over loaded rows is faster than
+    maintaining it row by row, and the set-based build writes each key once anyway."""
+    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE"))
+    await conn.execute(sa.text(f"CREATE SCHEMA {SHADOW}"))
+    shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
+    for table in _SHADOW_TABLES:
+        await shadow.execute(CreateTable(table))
+    for table in _KEYED_AFTER_LOAD:
+        name = table.primary_key.name
+        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} DROP CONSTRAINT {name}"))
+
+
+async def index_shadow(conn: AsyncConnection) -> None:
+    """The same indexes, under the same names, as Alembic gives the live tables, and
+    planner statistics, so the first reads after the swap are planned as before it."""
+    await conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+    for table in _KEYED_AFTER_LOAD:
+        key = table.primary_key
+        columns = ", ".join(c.name for c in key.columns)
+        add = f"ADD CONSTRAINT {key.name} PRIMARY KEY ({columns})"
+        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} {add}"))
+    shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
+    for table in _SHADOW_TABLES:
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            await shadow.execute(CreateIndex(index))
+        await conn.execute(sa.text(f"ANALYZE {SHADOW}.{table.name}"))
+
+
+async def shadow_first(conn: AsyncConnection, live: str) -> None:
+    await conn.execute(sa.text(f"SET LOCAL search_path TO {SHADOW}, {live}"))
+
+
+async def lock_events(conn: AsyncConnection, schema: str | None = None) -> None:
+    """A SHARE lock on ``events``: it waits for appends in flight and holds new ones."""
+    table = f"{schema}.events" if schema else "events"
+    await conn.execute(sa.text(f"LOCK TABLE {table} IN SHARE MODE"))
+
+
+async def high_water(conn: AsyncConnection) -> int:
+    """The last position below which nothing can still commit, under ``lock_events``."""
+    await lock_events(conn)
+    return int(await conn.scalar(_LAST_POSITION) or 0)
+
+
+async def leave_shadow(conn: AsyncConnection, live: str) -> None:
+    await conn.execute(sa.text(f"SET LOCAL search_path TO {live}"))
+
+
+async def differences(conn: AsyncConnection, live: str) -> dict[str, int]:
+    result = {}
+    for table in PROJECTION_TABLES:
+        name = table.name
+        columns = ", ".join(c.name for c in table.columns)
+        here, there = (
+            f"SELECT {columns} FROM {live}.{name}",
+            f"SELECT {columns} FROM {SHADOW}.{name}",
+        )
+        query = sa.text(
+            f"SELECT (SELECT count(*) FROM ({here} EXCEPT ALL {there}) a)"
+            f" + (SELECT count(*) FROM ({there} EXCEPT ALL {here}) b)"
+        )
+        result[name] = int(await conn.scalar(query) or 0)
+    return result
+
+
+async def swap(conn: AsyncConnection, live: str) -> None:
+    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE"))
+    await conn.execute(sa.text(f"CREATE SCHEMA {RETIRED}"))
+    for table in PROJECTION_TABLES:
+        await conn.execute(sa.text(f"ALTER TABLE {live}.{table.name} SET SCHEMA {RETIRED}"))
+        await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} SET SCHEMA {live}"))
+
+
+async def record_rebuild(conn: AsyncConnection, applied: int, seconds: float) -> None:
+    row = {"id": 1, "rebuilt_at": datetime.now(UTC), "events": applied, "seconds": seconds}
+    statement = insert(projection_meta).values(row)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[projection_meta.c.id],
+            set_={k: statement.excluded[k] for k in ("rebuilt_at", "events", "seconds")},
+        )
+    )
+
+
+async def drop_schema(conn: AsyncConnection, schema: str) -> None:
+    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
