@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stanceline.domain.catalogue import wins
 from stanceline.domain.facts import ActorRegistered, TopicRegistered, Version, version_of
 from stanceline.store.arrays import insert_rows
 from stanceline.store.tables import actor_lineage, actors, topics
@@ -24,7 +25,7 @@ def latest_per_key(registrations: Iterable[F], key: str) -> list[F]:
     best: dict[str, F] = {}
     for fact in registrations:
         k = getattr(fact, key)
-        if k not in best or version_of(fact) > version_of(best[k]):
+        if wins(version_of(best[k]) if k in best else None, version_of(fact)):
             best[k] = fact
     return [best[k] for k in sorted(best)]
 
