@@ -20,6 +20,7 @@ import psutil
 import redis.asyncio as aioredis
 
 from conftest import _dsn
+from fixtures.servers import _asyncpg_url
 from support.scratch import scratch_servers
 
 
@@ -38,8 +39,23 @@ class Servers:
 
 
 @contextlib.asynccontextmanager
-async def own_servers(database_url: str | None, redis_url: str | None) -> AsyncIterator[Servers]:
-    """Embedded servers for what is not given; a fresh database on a given Postgres."""
+async def own_servers(
+    database_url: str | None, redis_url: str | None, *, in_database: str | None = None
+) -> AsyncIterator[Servers]:
+    """Embedded servers for what is not given; a fresh database on a given Postgres.
+
+    With ``in_database``, the run uses that existing database as it is and leaves it
+    behind, for a caller that looks at what the run stored (the smoke test); it owns the
+    database and drops it. Redis must then be given too.
+    """
+    if in_database is not None:
+        redis = redis_url or os.environ.get("STANCELINE_TEST_REDIS_URL")
+        if not redis:
+            raise ValueError(
+                "--in-database needs a Redis: --redis-url or STANCELINE_TEST_REDIS_URL"
+            )
+        yield Servers(_asyncpg_url(in_database), redis, False, False)
+        return
     async with scratch_servers(
         "bench",
         database_url or os.environ.get("STANCELINE_TEST_DATABASE_URL"),

@@ -8,7 +8,8 @@ From the repository root:
 
 It starts its own servers (embedded Postgres and Redis in a temp dir; or a fresh database
 and fresh stream keys on the servers named by --database-url / --redis-url or
-STANCELINE_TEST_DATABASE_URL / STANCELINE_TEST_REDIS_URL), generates the fault harness's
+STANCELINE_TEST_DATABASE_URL / STANCELINE_TEST_REDIS_URL; or, with --in-database, an
+existing database that is left behind for the caller to inspect), generates the fault harness's
 seeded corpus (``faults/corpus.py``: actors in a three-level hierarchy, topics, statements
 whose stances drift and flip, corrections and retractions, 1% duplicates, 1% out of order,
 0.5% invalid), publishes it once on one stream with a consumer group per pipeline, then:
@@ -104,6 +105,7 @@ class Options:
     profile: bool = False
     database_url: str | None = None
     redis_url: str | None = None
+    in_database: str | None = None
     full: bool = False
 
 
@@ -440,6 +442,13 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     )
     add("--database-url", help="a Postgres to create the run's database on (default: embedded)")
     add("--redis-url", help="a Redis for the run's stream (default: embedded)")
+    add(
+        "--in-database",
+        metavar="URL",
+        help="run in this existing database (empty or migrated) instead of a fresh one, and "
+        "leave it behind afterwards, for a caller that checks what was stored (needs a Redis "
+        "given by --redis-url or STANCELINE_TEST_REDIS_URL)",
+    )
     add("--json", metavar="PATH", help="where to write the figures (default bench-results/)")
     add("--keep-logs", action="store_true", help="keep the child processes' logs")
     args = parser.parse_args(argv)
@@ -462,6 +471,7 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         profile=args.profile,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        in_database=args.in_database,
         full=args.full,
     )
     return options, args
@@ -487,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = False
 
     async def bench() -> dict[str, Any]:
-        async with own_servers(options.database_url, options.redis_url) as servers:
+        async with own_servers(
+            options.database_url, options.redis_url, in_database=options.in_database
+        ) as servers:
             return await Bench(options, workload, servers, logs).run(profile_stem)
 
     try:
@@ -504,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(time.perf_counter() - began, 1),
         "json_path": str(json_path),
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-        "options": asdict(options) | {"database_url": None, "redis_url": None},
+        "options": asdict(options) | {"database_url": None, "redis_url": None, "in_database": None},
         "corpus": workload.describe(),
         **document,
     }

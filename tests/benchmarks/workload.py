@@ -32,6 +32,8 @@ class Workload:
     invalid: int
     """Lines that must end in ``dead_letters``."""
     duplicates: int
+    invalid_at: frozenset[int] = frozenset()
+    """Indexes into ``lines`` of the invalid ones, as the generator built them."""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -112,7 +114,8 @@ def generate(sizes: Sizes, seed: int, hierarchy: Hierarchy) -> Workload:
     items = _SizedGenerator(sizes, seed, hierarchy).items()
     lines = [item.line for item in items]
     valid = {item.line for item in items if item.valid}
-    invalid = sum(1 for item in items if not item.valid)
+    invalid_at = frozenset(i for i, item in enumerate(items) if not item.valid)
+    invalid = len(invalid_at)
     return Workload(
         lines=lines,
         sizes=sizes,
@@ -121,6 +124,7 @@ def generate(sizes: Sizes, seed: int, hierarchy: Hierarchy) -> Workload:
         distinct_valid=len(valid),
         invalid=invalid,
         duplicates=len(lines) - invalid - len(valid),
+        invalid_at=invalid_at,
     )
 
 

@@ -7,8 +7,9 @@ import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -69,11 +70,44 @@ def corpus(size: int) -> list[bytes]:
     return lines + [json.dumps(d).encode() for d in documents]
 
 
-async def publish(client: aioredis.Redis, stream: str, lines: list[bytes]) -> None:
+async def publish(client: aioredis.Redis, stream: str, lines: list[bytes]) -> list[str]:
+    """XADD each line (one ``event`` field); return the entry ids, in order."""
     pipe = client.pipeline(transaction=False)
     for line in lines:
         pipe.xadd(stream, {"event": line})
-    await pipe.execute()
+    return [bytes(entry_id).decode() for entry_id in await pipe.execute()]
+
+
+@dataclass(frozen=True)
+class Published:
+    """A line as the test published it, and what the test made it to be."""
+
+    line: bytes
+    event_id: str | None
+    """The event id of a line built valid; None for a line built invalid."""
+
+
+def with_poison_and_repeats(lines: list[bytes]) -> list[Published]:
+    """``lines`` (all built valid) with invalid lines and byte-for-byte repeats mixed in.
+
+    Which line is which is known here by construction, not by asking the contract: the
+    valid ones are the corpus's documents, and the invalid ones are not JSON, not UTF-8,
+    or JSON with none of an event's required attributes but ``specversion`` and ``id``.
+    """
+    out: list[Published] = []
+    for n, line in enumerate(lines):
+        out.append(Published(line, json.loads(line)["id"]))
+        if n % 41 == 17:
+            poison = [
+                f"not json: poison line {n}".encode(),
+                b"\xff\xfe poison line " + str(n).encode(),
+                json.dumps({"specversion": "1.0", "id": f"poison-{n}"}).encode(),
+            ][n % 3]
+            out.append(Published(poison, None))
+        if n % 29 == 11:
+            again = lines[n - 7]
+            out.append(Published(again, json.loads(again)["id"]))
+    return out
 
 
 async def test_an_entry_past_the_delivery_cap_is_dead_lettered_with_its_count(
@@ -224,7 +258,9 @@ async def _lag(client: aioredis.Redis, settings: Settings) -> int:
 async def test_sigterm_finishes_the_batch_acks_and_exits_zero(
     settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
-    await publish(redis_client, settings.stream, corpus(3000))
+    published = with_poison_and_repeats(corpus(3000))
+    entry_ids = await publish(redis_client, settings.stream, [p.line for p in published])
+    what = dict(zip(entry_ids, published, strict=True))
     env = {
         **os.environ,
         "STANCELINE_DATABASE_URL": settings.database_url or "",
@@ -253,8 +289,43 @@ async def test_sigterm_finishes_the_batch_acks_and_exits_zero(
 
     assert code == 0, (tmp_path / "projector.log").read_text()
     assert await pending(redis_client, settings) == 0
-    stored = await scalar(engine, "SELECT count(*) FROM events")
-    assert 100 < stored < 3000 + len(founding_lines()) + 400
+
+    # Everything the group handed out (up to its last-delivered id) is acknowledged, so
+    # each of those entries must have reached Postgres: its event in ``events`` if the
+    # test built it valid, its bytes in ``dead_letters`` if not. Nothing else may be there.
+    groups = await redis_client.xinfo_groups(settings.stream)
+    group = next(g for g in groups if g["name"].decode() == settings.group)
+    last_delivered = group["last-delivered-id"].decode()
+    # A RESP2 client (ours) answers [(id, {field: value}), ...], all bytes.
+    delivered = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]",
+        await redis_client.xrange(settings.stream, min="-", max=last_delivered),
+    )
+    delivered_ids = [entry_id.decode() for entry_id, _ in delivered]
+    assert delivered_ids
+    for entry_id, fields in delivered:
+        assert fields[b"event"] == what[entry_id.decode()].line
+    expected_events = {
+        event_id for i in delivered_ids if (event_id := what[i].event_id) is not None
+    }
+    expected_dead = {i for i in delivered_ids if what[i].event_id is None}
+    assert expected_dead, "the stop came before the first invalid line: nothing to check"
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT event_id, stream_entry_id FROM events"))).all()
+        dead_rows = (
+            await conn.execute(sa.text("SELECT stream_entry_id, raw FROM dead_letters"))
+        ).all()
+    stored = {event_id for event_id, _ in rows}
+    assert len(stored) == len(rows)
+    assert stored == expected_events, (
+        f"{len(expected_events - stored)} delivered and acknowledged valid events missing "
+        f"(e.g. {sorted(expected_events - stored)[:5]}), "
+        f"{len(stored - expected_events)} stored that were never delivered as valid"
+    )
+    assert {entry for _, entry in rows} <= set(delivered_ids)
+    assert {entry for entry, _ in dead_rows} == expected_dead
+    assert all(bytes(raw) == what[entry].line for entry, raw in dead_rows)
 
 
 async def test_redis_going_away_mid_ingest_reconnects_and_resumes(
