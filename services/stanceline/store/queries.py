@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
@@ -10,7 +11,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from stanceline.store.db import ReadConnection
-from stanceline.store.members import change_kind, own_points, series_points
+from stanceline.store.members import change_kind, member_actors, own_points, series_points
 from stanceline.store.tables import actors, changes, statements, topics
 
 
@@ -60,8 +61,13 @@ _AFTER = (
 )
 _UP_TO_AFTER = _AFTER.replace(">", "<=", 1)
 _AS_OF = "s.said_at <= CAST(:as_of AS timestamptz)"
+_NO_STATEMENT = ", ".join("NULL" for c in statements.columns if c.name != "visible")
 
-_HISTORY = sa.text(
+FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+_SERIES_READ = sa.text(
     f"""
     WITH page AS (
         {
@@ -81,22 +87,50 @@ _HISTORY = sa.text(
                lag(x.statement_id) OVER w AS previous_statement_id
           FROM (SELECT *, true AS shown FROM page UNION ALL SELECT *, false FROM seed) AS x
         WINDOW w AS (ORDER BY x.said_at, x.statement_id)
+    ), last AS (
+        {series_points(":topic_id", ":actor_id", ":rollup", _AS_OF, "DESC", "1")}
+    ), tree AS (
+        SELECT m.actor_id, p.stance FROM ({member_actors(":actor_id", ":rollup")}) m
+         CROSS JOIN LATERAL ({own_points(":topic_id", "m.actor_id", _AS_OF, "DESC", "1")}) p
     )
-    SELECT {change_kind("r.previous_stance", "r.stance")} AS change, r.previous_statement_id,
-           {_STATEMENT_COLUMNS}
+    SELECT 0 AS part, {change_kind("r.previous_stance", "r.stance")} AS change,
+           r.previous_statement_id, NULL AS member_id, NULL AS member_stance,
+           NULL::boolean AS actor_found, NULL::boolean AS topic_found, {_STATEMENT_COLUMNS}
       FROM ranked r JOIN statements st ON st.statement_id = r.statement_id
      WHERE r.shown
-     ORDER BY r.said_at, r.statement_id
+    UNION ALL
+    SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, {_STATEMENT_COLUMNS}
+      FROM last l JOIN statements st ON st.statement_id = l.statement_id
+    UNION ALL
+    SELECT 2, NULL, NULL, t.actor_id, t.stance, NULL, NULL, {_NO_STATEMENT}
+      FROM tree t
+    UNION ALL
+    SELECT 3, NULL, NULL, NULL, NULL,
+           EXISTS (SELECT 1 FROM actors WHERE actor_id = :actor_id),
+           EXISTS (SELECT 1 FROM topics WHERE topic_id = :topic_id), {_NO_STATEMENT}
+     ORDER BY part, said_at, statement_id
     """
 )
 """A page of a series in timeline order, each point with the change from the one before
-it, the point before the page included: change kinds are computed as the page is read."""
+it (the point before the page is read too: change kinds are computed as the page is
+read), then the series' last point, each member's own last point (for
+*contested*) and whether the actor and topic exist: a history response in one round
+trip, in one snapshot."""
 
-FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+@dataclass(frozen=True, slots=True)
+class SeriesRead:
+    actor_found: bool
+    topic_found: bool
+    points: list[Any]
+    """The page, as ``history`` returns it."""
+    last: Any | None
+    """The series' last point as of the moment asked, a statement row."""
+    members: list[tuple[str, str]]
+    """(actor, stance): the own last point of each actor the series merges."""
 
 
-async def history(
+async def read_series(
     conn: ReadConnection,
     actor_id: str,
     topic_id: str,
@@ -105,8 +139,8 @@ async def history(
     as_of: datetime | None,
     after: tuple[datetime, str] | None = None,
     limit: int | None = None,
-) -> list[Any]:
-    """The series' points in timeline order, each joined to its statement as it reads now."""
+) -> SeriesRead:
+    """Everything a history response needs, in one statement."""
     after_said_at, after_statement_id = after or (FAR_PAST, "")
     params: dict[str, Any] = {
         "actor_id": actor_id,
@@ -117,7 +151,17 @@ async def history(
         "after_statement_id": after_statement_id,
         "limit": limit,
     }
-    return list((await conn.execute(_HISTORY, params)).all())
+    parts: dict[int, list[Any]] = {0: [], 1: [], 2: [], 3: []}
+    for row in await conn.execute(_SERIES_READ, params):
+        parts[row.part].append(row)
+    (found,) = parts[3]
+    return SeriesRead(
+        actor_found=bool(found.actor_found),
+        topic_found=bool(found.topic_found),
+        points=parts[0],
+        last=parts[1][0] if parts[1] else None,
+        members=[(r.member_id, r.member_stance) for r in parts[2]],
+    )
 
 
 Scope = Literal["listed", "below", "all"]

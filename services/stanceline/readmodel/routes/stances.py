@@ -17,8 +17,8 @@ from stanceline.domain.rollup import current as last_point
 from stanceline.domain.timeline import as_of as said_by
 from stanceline.readmodel import schemas, views
 from stanceline.readmodel.etag import conditional
-from stanceline.readmodel.params import AsOf, CursorText, decode_cursor, encode_cursor
-from stanceline.readmodel.problems import documented
+from stanceline.readmodel.params import AsOf, CursorText, decode_cursor, encode_cursor, identifier
+from stanceline.readmodel.problems import NotFound, documented
 from stanceline.readmodel.routes.deps import (
     IncludeDescendants,
     KnownAt,
@@ -54,11 +54,12 @@ async def history(
 ) -> Response:
     """An actor's stance on a topic over time, oldest first, each change explained by the
     previous point; ``current`` summarises the last point of the whole series."""
-    await known_actor_and_topic(conn, actor_id, topic_id)
+    identifier("actor", actor_id)
+    identifier("topic", topic_id)
     key = decode_cursor(cursor, datetime, str)
     after = (key[0], key[1]) if key else None
     if known_at is None:
-        rows = await queries.history(
+        read = await queries.read_series(
             conn,
             actor_id,
             topic_id,
@@ -67,11 +68,18 @@ async def history(
             after=after,
             limit=limit,
         )
-        points = [views.point_from_row(r) for r in rows]
-        summary = await _current_from_projection(
-            conn, actor_id, topic_id, include_descendants, as_of
+        if not read.actor_found:
+            raise NotFound(f"no actor with id {actor_id!r}")
+        if not read.topic_found:
+            raise NotFound(f"no topic with id {topic_id!r}")
+        points = [views.point_from_row(r) for r in read.points]
+        summary = (
+            views.current(views.point_from_row(read.last), actor_id, read.members)
+            if read.last is not None
+            else None
         )
     else:
+        await known_actor_and_topic(conn, actor_id, topic_id)
         projection = await known_projection(
             conn,
             known_at,
@@ -105,26 +113,6 @@ async def history(
         ),
     )
     return conditional(request, body)
-
-
-async def _current_from_projection(
-    conn: Reader, actor_id: str, topic_id: str, include_descendants: bool, as_of: datetime | None
-) -> schemas.Current | None:
-    last = await queries.current_stances(
-        conn, topic_ids=[topic_id], actor_ids=[actor_id], rollup=include_descendants, as_of=as_of
-    )
-    if not last:
-        return None
-    row = last[0]
-    if include_descendants:
-        tree = await queries.current_stances(
-            conn, topic_ids=[topic_id], below=actor_id, as_of=as_of
-        )
-        members = [(r.actor_id, r.stance) for r in tree]
-    else:
-        members = [(actor_id, row.stance)]
-    summary = views.current(views.stance_from_row(row), row.said_by, members)
-    return summary
 
 
 @router.get(
