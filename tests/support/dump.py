@@ -101,25 +101,10 @@ async def feed_balance(engine: AsyncEngine) -> Counter[ChangeRow]:
 
 def predicted_change_points(events: Iterable[Event]) -> Counter[ChangeRow]:
     """Every change point of every series, own and rolled-up, according to the pure fold."""
-    projection = project(fact_of(e) for e in events)
-    found: Counter[ChangeRow] = Counter()
-    for (actor_id, topic_id, rollup), points in projection.series().items():
-        stances = {p.statement_id: p.body.stance.value for p in points}
-        for p in points:
-            if p.change.value == "none":
-                continue
-            previous = p.previous_statement_id
-            found[
-                (
-                    topic_id,
-                    actor_id,
-                    rollup,
-                    p.body.said_at,
-                    p.statement_id,
-                    p.body.stance.value,
-                    p.change.value,
-                    previous,
-                    stances[previous] if previous else None,
-                )
-            ] += 1
-    return found
+    rows = predicted_series_rows(events)
+    stances = {(r[0], r[1], r[2], r[4]): r[5] for r in rows}
+    return Counter(
+        (*r[:7], r[7], stances[(r[0], r[1], r[2], r[7])] if r[7] else None)
+        for r in rows
+        if r[6] != "none"
+    )
