@@ -17,7 +17,7 @@ from stanceline.contract import Event
 from stanceline.ops import rebuild as rebuilding
 from stanceline.readmodel.app import create_app
 from stanceline.store import shadow
-from stanceline.store.db import writing
+from stanceline.store.db import reading, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
 from stanceline.store.tables import metadata
@@ -145,3 +145,21 @@ async def test_a_second_rebuild_at_the_same_time_is_refused_and_changes_nothing(
         )
     assert await dump_projection(engine) == live
     assert (await rebuilding.rebuild(engine)).swapped
+
+
+async def test_the_swap_waits_for_a_reader_that_holds_tables_in_another_order(
+    engine: AsyncEngine,
+) -> None:
+    """A read snapshot holding ``statements`` then asking for ``actors`` must not deadlock
+    with the swap, which moves ``actors`` first: the swap lets go and tries again."""
+    await store(engine, SCENARIO, batch=10)
+    async with reading(engine) as conn:
+        await conn.execute(sa.text("SELECT count(*) FROM statements"))
+        swap = asyncio.create_task(rebuilding.rebuild(engine))
+        await asyncio.sleep(1.0)  # the swap is queued behind our snapshot by now
+        assert not swap.done()
+        actors = await conn.scalar(sa.text("SELECT count(*) FROM actors"))
+        assert actors
+    report = await swap
+    assert report.swapped
+    assert await series_rows(engine) == predicted_series_rows(SCENARIO)

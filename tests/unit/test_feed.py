@@ -40,14 +40,15 @@ def whole_changes(points: dict[Key, Stance]) -> list[ChangePoint]:
 
 
 def window_of(points: dict[Key, Stance], touched: set[Key]) -> dict[Key, Stance]:
-    """What the store reads: the point before the first touched key, every point up to
-    the last touched key, and the point after it."""
-    lo, hi = min(touched), max(touched)
+    """What the store reads: each touched key's point where it has one, with the point
+    before it and the point after it."""
     ordered = sorted(points)
-    below = [k for k in ordered if k < lo][-1:]
-    inside = [k for k in ordered if lo <= k <= hi]
-    above = [k for k in ordered if k > hi][:1]
-    return {k: points[k] for k in below + inside + above}
+    window = []
+    for key in touched:
+        window += [k for k in ordered if k < key][-1:]
+        window += [k for k in ordered if k == key]
+        window += [k for k in ordered if k > key][:1]
+    return {k: points[k] for k in window}
 
 
 days = st.sampled_from([_DAY + timedelta(days=n) for n in range(6)])

@@ -79,10 +79,10 @@ def window_feed(
 ) -> tuple[list[ChangePoint], list[ChangePoint]]:
     """The feed entries of one write to one series, as (withdrawn, added).
 
-    ``window`` holds the series' points before the write: at least the point
-    before the smallest touched key, every point from the smallest to the
-    largest touched key, and the point after the largest (each where it
-    exists). ``removed`` are keys that leave the series, ``added`` keys that
+    ``window`` holds points of the series as it was before the write: at
+    least, for every touched key, its own point and the points right before
+    and right after it (where they exist); any other true points may be there
+    too. ``removed`` are keys that leave the series, ``added`` keys that
     join it (a key in both changes stance). With the whole series as the
     window and every key touched, this is the whole-timeline difference.
     """

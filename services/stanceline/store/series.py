@@ -3,12 +3,12 @@
 Series are not stored (``store.members``). What a batch must still write is
 the changes feed: the change points it added and withdrew, computed by the
 domain's ``window_feed`` from a window of each touched series read before
-the batch's statements are saved. For an own series the window is three
-index probes. For a rolled-up series the tip (``series_tips``) answers the
-common case, a batch that only appends after the last point, without a
-probe per descendant; only a late, corrected or retracted statement reads
-the merged window. Any arrival order ends in the same feed entries per
-series and the same tips.
+the batch's statements are saved: the points on either side of every key the
+batch touches. For an own series that is two index probes per key. For a
+rolled-up series the tip (``series_tips``) answers the common case, a key
+after the last point, without a probe per descendant; only a late,
+corrected or retracted statement probes the merged series around its key.
+Any arrival order ends in the same feed entries per series and the same tips.
 
 A leaf actor's rolled-up series is its own series: it has no tip, and its
 own series' feed entries are written for both.
@@ -46,64 +46,42 @@ _LINEAGE = sa.text(
     """
 )
 
-_SPANS = """
-    spans AS (
-        SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
-                             CAST(:rollups AS boolean[]),
-                             CAST(:lo_said AS timestamptz[]), CAST(:lo_sid AS text[]),
-                             CAST(:hi_said AS timestamptz[]), CAST(:hi_sid AS text[]))
-            AS sp(topic_id, actor_id, rollup, lo_said, lo_sid, hi_said, hi_sid)
-    )
-"""
-
 _KEY = "(s.said_at, s.statement_id)"
-_LO = '(sp.lo_said, sp.lo_sid COLLATE "C")'
-_HI = '(sp.hi_said, sp.hi_sid COLLATE "C")'
+_AT = '(k.said_at, k.statement_id COLLATE "C")'
 
 _WINDOWS = sa.text(
     f"""
-    WITH {_SPANS},
-    tipped AS (
-        SELECT sp.*, t.said_at AS tip_said, t.statement_id AS tip_sid, t.stance AS tip_stance,
-               sp.rollup AND (t.said_at IS NULL OR (t.said_at, t.statement_id) < {_LO})
+    WITH keys AS (
+        SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
+                             CAST(:rollups AS boolean[]), CAST(:said AS timestamptz[]),
+                             CAST(:sids AS text[]))
+            AS k(topic_id, actor_id, rollup, said_at, statement_id)
+    ), tipped AS (
+        SELECT k.*, t.said_at AS tip_said, t.statement_id AS tip_sid, t.stance AS tip_stance,
+               k.rollup AND (t.said_at IS NULL OR (t.said_at, t.statement_id) < {_AT})
                    AS appends
-          FROM spans sp
+          FROM keys k
           LEFT JOIN series_tips t
-            ON sp.rollup AND t.topic_id = sp.topic_id AND t.actor_id = sp.actor_id
+            ON k.rollup AND t.topic_id = k.topic_id AND t.actor_id = k.actor_id
     )
-    SELECT sp.topic_id, sp.actor_id, sp.rollup, w.said_at, w.statement_id, w.stance, w.part
-      FROM tipped sp
+    SELECT k.topic_id, k.actor_id, k.rollup, w.said_at, w.statement_id, w.stance
+      FROM tipped k
      CROSS JOIN LATERAL (
-        SELECT sp.tip_said, sp.tip_sid, sp.tip_stance, 'before' WHERE sp.appends
-           AND sp.tip_said IS NOT NULL
+        SELECT k.tip_said, k.tip_sid, k.tip_stance WHERE k.tip_said IS NOT NULL
         UNION ALL
-        SELECT b.*, 'before' FROM (
-            {
-        series_points("sp.topic_id", "sp.actor_id", "sp.rollup", f"{_KEY} < {_LO}", "DESC", "1")
-    }) b WHERE NOT sp.appends
+        SELECT b.* FROM (
+            {series_points("k.topic_id", "k.actor_id", "k.rollup", f"{_KEY} < {_AT}", "DESC", "1")}
+        ) b WHERE NOT k.appends
         UNION ALL
-        SELECT i.*, 'inside' FROM (
-            {
-        series_points(
-            "sp.topic_id",
-            "sp.actor_id",
-            "sp.rollup",
-            f"{_KEY} >= {_LO} AND {_KEY} <= {_HI}",
-            "ASC",
-            "ALL",
-        )
-    }) i
-         WHERE NOT sp.appends
-        UNION ALL
-        SELECT a.*, 'after' FROM (
-            {
-        series_points("sp.topic_id", "sp.actor_id", "sp.rollup", f"{_KEY} > {_HI}", "ASC", "1")
-    }) a WHERE NOT sp.appends
-     ) AS w(said_at, statement_id, stance, part)
+        SELECT a.* FROM (
+            {series_points("k.topic_id", "k.actor_id", "k.rollup", f"{_KEY} > {_AT}", "ASC", "1")}
+        ) a WHERE NOT k.appends
+     ) AS w(said_at, statement_id, stance)
     """
 )
-"""The window of each span's series before the batch (``domain.feed.window_feed``), or,
-for a rolled-up series the batch only appends to, just its tip."""
+"""Around each touched key of each series, as the series stood before the batch: the
+point before it and the point after it (``domain.feed.window_feed``). A rolled-up
+series brings its tip; a key past the tip needs nothing more."""
 
 _SAVE_TIPS = (
     "ON CONFLICT (topic_id, actor_id) DO UPDATE SET said_at = EXCLUDED.said_at,"
@@ -119,7 +97,7 @@ _STANCES = {s.value: s for s in Stance}
 
 
 class _Touch(NamedTuple):
-    removed: set[Key]
+    removed: dict[Key, Stance]
     added: dict[Key, Stance]
 
 
@@ -137,13 +115,13 @@ async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
             key = (old.said_at, sid)
             for actor, rollup in stored[old.actor_id]:
                 series = Series(old.topic_id, actor, rollup)
-                touch = touches.get(series) or touches.setdefault(series, _Touch(set(), {}))
-                touch.removed.add(key)
+                touch = touches.get(series) or touches.setdefault(series, _Touch({}, {}))
+                touch.removed[key] = old.stance
         if new is not None:
             key = (new.said_at, sid)
             for actor, rollup in stored[new.actor_id]:
                 series = Series(new.topic_id, actor, rollup)
-                touch = touches.get(series) or touches.setdefault(series, _Touch(set(), {}))
+                touch = touches.get(series) or touches.setdefault(series, _Touch({}, {}))
                 touch.added[key] = new.stance
     ordered = sorted(touches)
     await lock_keys(conn, "series", [f"{t}/{a}/{r}" for t, a, r in ordered])
@@ -187,35 +165,37 @@ async def _stored_series(
 async def _windows(
     conn: AsyncConnection, ordered: Sequence[Series], touches: Mapping[Series, _Touch]
 ) -> tuple[dict[Series, dict[Key, Stance]], set[Series]]:
-    """Each series' window, and the series whose window reaches past its last point."""
+    """Each series' window, and the series whose window reaches past its last point.
+
+    The points a batch removes are in the series before it, so they are in the window
+    as they were read from the statements (``removed``), with the neighbours the query
+    brings around every touched key.
+    """
     params: dict[str, list[Any]] = {
         "topics": [],
         "actors": [],
         "rollups": [],
-        "lo_said": [],
-        "lo_sid": [],
-        "hi_said": [],
-        "hi_sid": [],
+        "said": [],
+        "sids": [],
     }
     for series in ordered:
         touch = touches[series]
-        keys = touch.removed | touch.added.keys()
-        lo, hi = min(keys), max(keys)
-        params["topics"].append(series.topic_id)
-        params["actors"].append(series.actor_id)
-        params["rollups"].append(series.rollup)
-        params["lo_said"].append(lo[0])
-        params["lo_sid"].append(lo[1])
-        params["hi_said"].append(hi[0])
-        params["hi_sid"].append(hi[1])
-    windows: dict[Series, dict[Key, Stance]] = {s: {} for s in ordered}
-    capped: set[Series] = set()
-    for topic, actor, rollup, said_at, sid, stance, part in await conn.execute(_WINDOWS, params):
-        series = Series(topic, actor, rollup)
-        windows[series][(said_at, sid)] = _STANCES[stance]
-        if part == "after":
-            capped.add(series)
-    return windows, set(ordered) - capped
+        for key in touch.removed.keys() | touch.added.keys():
+            params["topics"].append(series.topic_id)
+            params["actors"].append(series.actor_id)
+            params["rollups"].append(series.rollup)
+            params["said"].append(key[0])
+            params["sids"].append(key[1])
+    windows: dict[Series, dict[Key, Stance]] = {s: dict(touches[s].removed) for s in ordered}
+    for topic, actor, rollup, said_at, sid, stance in await conn.execute(_WINDOWS, params):
+        windows[Series(topic, actor, rollup)][(said_at, sid)] = _STANCES[stance]
+    open_ended = set()
+    for series in ordered:
+        touch = touches[series]
+        last = max(touch.removed.keys() | touch.added.keys())
+        if all(key <= last for key in windows[series]):
+            open_ended.add(series)
+    return windows, open_ended
 
 
 def _with_leaf_rollups(points: list[ChangePoint], leaves: set[str]) -> list[ChangePoint]:

@@ -8,10 +8,12 @@ checked against, so index and constraint names survive the swap.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -96,7 +98,42 @@ async def differences(conn: AsyncConnection, live: str) -> dict[str, int]:
     return result
 
 
+_LOCK_WAIT = "100ms"
+"""How long the swap waits for readers before it lets go and tries again."""
+
+
+async def _lock_live_tables(conn: AsyncConnection, live: str) -> None:
+    """Every live projection table, exclusively, without ever waiting while holding one.
+
+    A read holds its tables until its snapshot ends and may meet them in any order,
+    so a swap that waited for one table while holding another could deadlock with it,
+    and the deadlock detector might fail the read. So the swap asks for all of them
+    with a short lock timeout; when readers hold on longer, it lets go of what it got
+    (a savepoint) and tries again. Its queued request keeps new readers waiting, so it
+    gets its turn within a few tries.
+    """
+    tables = ", ".join(f"{live}.{table.name}" for table in PROJECTION_TABLES)
+    while True:
+        attempt = await conn.begin_nested()
+        try:
+            await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_LOCK_WAIT}'"))
+            await conn.execute(sa.text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            await attempt.rollback()
+            await asyncio.sleep(0.01)
+            continue
+        await conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+        await attempt.commit()
+        return
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
 async def swap(conn: AsyncConnection, live: str) -> None:
+    await _lock_live_tables(conn, live)
     await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE"))
     await conn.execute(sa.text(f"CREATE SCHEMA {RETIRED}"))
     for table in PROJECTION_TABLES:
