@@ -111,18 +111,15 @@ async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
     stored, leaves = await _stored_series(conn, actors)
     touches: dict[Series, _Touch] = {}
     for sid, old, new in changed:
-        if old is not None:
-            key = (old.said_at, sid)
-            for actor, rollup in stored[old.actor_id]:
-                series = Series(old.topic_id, actor, rollup)
+        # The body a series held leaves it (side 0, removed); the body it holds now joins it.
+        for side, body in enumerate((old, new)):
+            if body is None:
+                continue
+            key = (body.said_at, sid)
+            for actor, rollup in stored[body.actor_id]:
+                series = Series(body.topic_id, actor, rollup)
                 touch = touches.get(series) or touches.setdefault(series, _Touch({}, {}))
-                touch.removed[key] = old.stance
-        if new is not None:
-            key = (new.said_at, sid)
-            for actor, rollup in stored[new.actor_id]:
-                series = Series(new.topic_id, actor, rollup)
-                touch = touches.get(series) or touches.setdefault(series, _Touch({}, {}))
-                touch.added[key] = new.stance
+                touch[side][key] = body.stance
     ordered = sorted(touches)
     await lock_keys(conn, "series", [f"{t}/{a}/{r}" for t, a, r in ordered])
     windows, open_ended = await _windows(conn, ordered, touches)
