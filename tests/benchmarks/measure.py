@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -336,11 +337,20 @@ async def _clients(
     clients: int,
     requests: int,
     seed: int,
+    seconds: float | None = None,
+    warmup: float = 0.0,
 ) -> tuple[list[float], int]:
     """``clients`` closed-loop clients, one keep-alive connection each, ``requests`` in all;
-    each client walks its own shuffle of ``paths``. Returns (latencies in ms, errors)."""
+    each client walks its own shuffle of ``paths``. Returns (latencies in ms, errors).
+
+    With ``seconds``, each client instead runs for ``warmup + seconds`` and only requests
+    started after the warm-up count (latencies and errors): the requests of a window.
+    """
     latencies: list[float] = []
     errors = 0
+    began = time.perf_counter()
+    measure_from = began + warmup
+    deadline = measure_from + seconds if seconds is not None else None
 
     async def client(k: int) -> None:
         nonlocal errors
@@ -349,10 +359,14 @@ async def _clients(
         share = requests // clients + (1 if k < requests % clients else 0)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
-            for i in range(share):
+            i = 0
+            while (i < share) if deadline is None else (time.perf_counter() < deadline):
                 started = time.perf_counter()
                 response = await http.get(order[i % len(order)])
                 await response.aread()
+                i += 1
+                if started < measure_from:
+                    continue
                 latencies.append((time.perf_counter() - started) * 1000)
                 if response.status_code != 200:
                     errors += 1
@@ -392,6 +406,15 @@ async def topic_ids(dsn: str) -> list[str]:
         await conn.close()
 
 
+def history_paths(keys: Sequence[tuple[str, str, bool]], points: int) -> list[str]:
+    """The history reads of ``points`` points for the chosen series (own or rolled up)."""
+    return [
+        f"/v1/actors/{a}/topics/{t}/history?limit={points}"
+        + ("&include_descendants=true" if rollup else "")
+        for a, t, rollup in keys
+    ]
+
+
 async def read_figures(
     base_url: str,
     dsn: str,
@@ -400,13 +423,13 @@ async def read_figures(
     requests: int,
     points: int,
     seed: int,
+    chosen: tuple[list[tuple[str, str, bool]], int] | None = None,
 ) -> dict[str, Any]:
-    keys, long_series = await choose_history_keys(dsn, points, seed)
-    history = [
-        f"/v1/actors/{a}/topics/{t}/history?limit={points}"
-        + ("&include_descendants=true" if rollup else "")
-        for a, t, rollup in keys
-    ]
+    """Latencies of ``clients`` closed-loop clients: the history of ``points`` points, a
+    topic's stances and GET /healthz (the floor). ``chosen``: the series to read, as
+    ``choose_history_keys`` returns them (chosen here when not given)."""
+    keys, long_series = chosen or await choose_history_keys(dsn, points, seed)
+    history = history_paths(keys, points)
     stances = [f"/v1/topics/{t}/stances" for t in await topic_ids(dsn)]
     # One pass over every path first: warms the caches, checks the answers, counts points.
     sizes: list[int] = []
@@ -441,7 +464,66 @@ async def read_figures(
         "topics": len(stances),
         "mean_stances_returned": round(statistics.fmean(stance_sizes), 1) if stance_sizes else 0.0,
     }
+    floor = result["floor_healthz"]["p99"]
+    result["history_p99_over_floor_p99"] = (
+        round(result["history"]["p99"] / floor, 2) if floor else 0.0
+    )
     return result
+
+
+async def throughput_figures(
+    base_url: str,
+    paths: Sequence[str],
+    api_pid: int,
+    server_pids: dict[str, int],
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Requests/s of ``clients`` closed-loop keep-alive clients reading ``paths`` for
+    ``seconds`` after a ``warmup`` (the same client loop as ``read_figures``), with the
+    latencies and the CPU of the API, the servers and this process (the load generator:
+    near a whole core, it rather than the API may be what limits the figure)."""
+    trees = {"api": TreeCpu(api_pid)} | {name: TreeCpu(pid) for name, pid in server_pids.items()}
+    own = psutil.Process()
+    cpu: dict[str, float] = {}
+    window: list[float] = []
+
+    async def meter() -> None:
+        await asyncio.sleep(warmup)
+        for tree in trees.values():
+            tree.start()
+        before = own.cpu_times()
+        started = time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds:
+            await asyncio.sleep(min(0.5, seconds - elapsed))
+            for tree in trees.values():
+                tree.sample()
+        after = own.cpu_times()
+        wall = time.perf_counter() - started
+        window.append(wall)
+        cpu.update({name: tree.seconds() / wall for name, tree in trees.items()})
+        cpu["client"] = (after.user + after.system - before.user - before.system) / wall
+
+    metering = asyncio.create_task(meter())
+    latencies, errors = await _clients(
+        base_url, paths, clients=clients, requests=0, seed=seed, seconds=seconds, warmup=warmup
+    )
+    await metering
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "warmup_seconds": warmup,
+        "requests": len(latencies),
+        "requests_per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
+        "latency_ms": percentiles(latencies),
+        "errors": errors,
+        "series": len(paths),
+        "cpu_cores": {name: round(value, 2) for name, value in cpu.items()},
+        "metered_seconds": round(window[0], 2) if window else 0.0,
+    }
 
 
 # --- lag --------------------------------------------------------------------------------------

@@ -28,6 +28,100 @@ def _result(ok: bool | None, *, scaled: bool = False, kind: str = "info") -> str
     return ("pass" if ok else "MISS") + ("*" if scaled else "")
 
 
+def _entries(n: int) -> str:
+    """200000 → 200k, 1000000 → 1M, 20001 → 20,001."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return f"{n:,}"
+
+
+def _backfill(document: dict[str, Any]) -> list[Verdict]:
+    """The backfill's ingest against the in-order one it was compared with (``run.py``)."""
+    backfill = document.get("backfill")
+    if not backfill:
+        return []
+    shuffled = backfill["backfill"]
+    stored = shuffled["stored"]
+    same_run = backfill["compared_with"] == "projector"
+    if same_run:
+        figure = "1. Ingest: backfill (said_at in random order)"
+        compared = "in-order projector above"
+        in_order_ok = bool(document["ingest"]["projector"]["completed"])
+    else:
+        size = _entries(int(shuffled["entries"]))
+        figure = f"1. Ingest: backfill (said_at in random order), on {size}"
+        compared = f"in-order on the same {size}"
+        in_order_ok = bool(backfill["in_order"]["completed"])
+    right = (
+        stored["events"] == stored["expected_events"]
+        and stored["dead_letters"] == stored["expected_dead_letters"]
+    )
+    measured = (
+        f"{shuffled['events_per_second']:,.0f} ev/s = {backfill['ratio']:.2f} × {compared} "
+        f"({backfill['in_order_events_per_second']:,.0f} ev/s)"
+    )
+    if not right:
+        measured += (
+            f"; stored {stored['events']:,} events / {stored['dead_letters']:,} dead letters, "
+            f"expected {stored['expected_events']:,} / {stored['expected_dead_letters']:,}"
+        )
+    ok = backfill["ratio"] >= 0.5 and shuffled["completed"] and in_order_ok and right
+    return [Verdict(figure, "≥ 0.5 × in-order", measured, _result(ok))]
+
+
+def _throughput(document: dict[str, Any]) -> list[Verdict]:
+    """Requests/s of the history reads, beside /healthz read the same way (the ceiling of
+    the load generator and the HTTP stack on this machine)."""
+    throughput = document.get("throughput")
+    if not throughput:
+        return []
+    history, floor = throughput["history"], throughput["floor_healthz"]
+    clients = throughput["clients"]
+
+    def measured(figure: dict[str, Any]) -> str:
+        latency, cpu = figure["latency_ms"], figure["cpu_cores"]
+        errors = f", {figure['errors']} errors" if figure["errors"] else ""
+        return (
+            f"{figure['requests_per_second']:,.0f} req/s, p50 {latency['p50']:.1f} / "
+            f"p99 {latency['p99']:.1f} ms (cores: API {cpu.get('api', 0.0):.2f}, "
+            f"clients {cpu.get('client', 0.0):.2f}{errors})"
+        )
+
+    return [
+        Verdict(
+            f"3. Read: history throughput, {clients} clients"
+            f" ({throughput.get('api_workers', 1)} API workers)",
+            "≥ 2,000 req/s",
+            measured(history),
+            _result(history["requests_per_second"] >= 2_000 and history["errors"] == 0),
+        ),
+        Verdict(
+            f"3. Read: HTTP floor throughput, GET /healthz, {clients} clients",
+            "baseline",
+            measured(floor),
+            "baseline",
+        ),
+    ]
+
+
+def _p99_over_floor(reads: dict[str, Any]) -> list[Verdict]:
+    history, floor = reads["history"], reads["floor_healthz"]
+    if not floor["p99"]:
+        return []
+    ratio = history["p99"] / floor["p99"]
+    return [
+        Verdict(
+            "3. History p99 ≤ 3 × /healthz p99 (same run)",
+            "≤ 3 × floor",
+            f"{ratio:.2f} × (p99 {history['p99']:.1f} / {floor['p99']:.1f} ms, "
+            f"{reads['clients']} clients)",
+            _result(ratio <= 3),
+        )
+    ]
+
+
 def verdicts(document: dict[str, Any]) -> list[Verdict]:
     ingest = document["ingest"]
     bare, real = ingest["bare"], ingest["projector"]
@@ -62,6 +156,7 @@ def verdicts(document: dict[str, Any]) -> list[Verdict]:
             f"({real['cpu_cores']:.2f} cores)",
             _result(ingest["ratio"] >= 0.60 and real["completed"]),
         ),
+        *_backfill(document),
         Verdict(
             "2. Rebuild from events",
             "≥ 100,000 ev/s @1M",
@@ -89,6 +184,8 @@ def verdicts(document: dict[str, Any]) -> list[Verdict]:
             lat(floor),
             "baseline",
         ),
+        *_p99_over_floor(reads),
+        *_throughput(document),
         Verdict(
             "4. Projector peak RSS over the ingest",
             "≤ 250 MB @1M",
@@ -147,6 +244,14 @@ def print_report(console: Console, document: dict[str, Any], rows: list[Verdict]
         changed = ", ".join(code.get("changed", [])) or "none"
         console.print(
             f"code: {code.get('commit')} (changed in the work tree: {changed})", highlight=False
+        )
+    throughput = document.get("throughput")
+    if throughput and throughput["floor_healthz"]["requests_per_second"] < 2_000:
+        console.print(
+            f"the {throughput['clients']} clients reach only "
+            f"{throughput['floor_healthz']['requests_per_second']:,.0f} req/s on GET /healthz "
+            "here: a history throughput near that is the load generator's limit, not the API's",
+            highlight=False,
         )
     if any(r.result.endswith("*") for r in rows):
         console.print(

@@ -21,10 +21,22 @@ whose stances drift and flip, corrections and retractions, 1% duplicates, 1% out
    projector stored, beside a plain-SQL copy of ``events`` as the baseline.
 3. Reads: ``stanceline api --workers 2`` (uvicorn, a worker per core, as it would be
    deployed on this machine) over HTTP, 4 closed-loop httpx clients: a history of 50 points,
-   a topic's stances, and GET /healthz as the HTTP floor; p50/p95/p99.
+   a topic's stances, and GET /healthz as the HTTP floor; p50/p95/p99, and the history's
+   p99 as a multiple of the floor's.
 4. Projector RSS over the ingest (psutil samples, and the kernel's VmHWM for the peak).
 5. Lag: XADD at a steady 2,000 events/s for ~20-30 s while one client polls the changes
    feed (see ``measure.lag_figures`` for the method); p50/p99 from XADD to visible.
+6. Throughput: 64 closed-loop keep-alive clients (the same client loop as 3) reading the
+   same histories from the same API for ~12 s, then GET /healthz the same way as the
+   floor (what this load generator and the HTTP stack reach at all on this machine);
+   requests/s and p50/p99, and the CPU of the API, the servers and the clients.
+7. Backfill: the corpus reordered as an archive loaded out of order would arrive
+   (``workload.backfill``: the hierarchy and topics first, every other line shuffled, so
+   ``said_at`` comes in random order), published on its own stream and drained by another
+   real ``stanceline projector`` into a second fresh database on the same server, timed
+   like 1; events/s and the ratio to the in-order projector. With ``--backfill-events``
+   smaller than the corpus (``--full``: 200k), both orders of a corpus of that size are
+   drained that way, each into a fresh database, and compared with each other.
 
 It prints a table (figure, target, measured, result), the machine and the servers, and
 writes everything as JSON (default ``bench-results/bench-<UTC time>.json``) so runs can be
@@ -52,7 +64,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,16 +78,28 @@ from benchmarks.bare import create_copy_table
 from benchmarks.environment import Servers, describe_machine, own_servers, server_pids
 from benchmarks.measure import (
     Stream,
+    choose_history_keys,
+    history_paths,
     lag_figures,
     read_figures,
     rebuild_figures,
     rss_figures,
     sample_sql,
     throughput_by_part,
+    throughput_figures,
     watch_ingest,
 )
 from benchmarks.report import print_report, verdict_rows, verdicts
-from benchmarks.workload import Hierarchy, Workload, generate, sizes_for
+from benchmarks.workload import (
+    Hierarchy,
+    Workload,
+    backfill,
+    generate,
+    said_at_order,
+    sizes_for,
+)
+from conftest import _admin
+from fixtures.servers import PostgresServer
 from stanceline.ops.migrate import migrate
 from stanceline.store.db import create_engine
 from support.service import free_port
@@ -102,6 +126,11 @@ class Options:
     lag_warmup: float = 2.0
     lag_poll_ms: float = 25.0
     lag_actors: int = 100
+    throughput_clients: int = 64
+    throughput_seconds: float = 12.0
+    throughput_warmup: float = 1.0
+    backfill_events: int | None = None
+    """Entries of the backfill corpus: None for the main corpus's size, 0 for none."""
     profile: bool = False
     database_url: str | None = None
     redis_url: str | None = None
@@ -109,7 +138,7 @@ class Options:
     full: bool = False
 
 
-FULL = {"events": 1_000_000, "reads": 4_000, "lag_seconds": 30.0}
+FULL = {"events": 1_000_000, "reads": 4_000, "lag_seconds": 30.0, "backfill_events": 200_000}
 
 
 def _say(message: str) -> None:
@@ -239,10 +268,46 @@ async def _maybe(profiler: Profiler | None, phase: str, pid: int) -> AsyncIterat
         yield
 
 
+@dataclass(frozen=True)
+class BackfillPlan:
+    shuffled: Workload
+    """The corpus to drain in a backfill's order."""
+    in_order: Workload | None
+    """The same corpus in publishing order, to drain for the comparison; None when it is
+    the main corpus (then the main ingest's projector figure is the comparison)."""
+    said_at_order: float
+    in_order_said_at_order: float
+
+
+def plan_backfill(options: Options, workload: Workload) -> BackfillPlan | None:
+    size = options.events if options.backfill_events is None else options.backfill_events
+    if size <= 0:
+        return None
+    source: Workload | None = None
+    if size < len(workload.lines):
+        sizes = sizes_for(size, actors=options.actors, topics=options.topics, moves=options.moves)
+        source = generate(sizes, options.seed, options.hierarchy)
+    shuffled = backfill(source or workload)
+    return BackfillPlan(
+        shuffled=shuffled,
+        in_order=source,
+        said_at_order=round(said_at_order(shuffled), 4),
+        in_order_said_at_order=round(said_at_order(source or workload), 4),
+    )
+
+
 class Bench:
-    def __init__(self, options: Options, workload: Workload, servers: Servers, logs: Path):
+    def __init__(
+        self,
+        options: Options,
+        workload: Workload,
+        servers: Servers,
+        logs: Path,
+        backfill: BackfillPlan | None = None,
+    ):
         self.options = options
         self.workload = workload
+        self.backfill = backfill
         self.servers = servers
         self.logs = logs
         self.tag = f"bench-{uuid.uuid4().hex[:8]}"
@@ -306,6 +371,7 @@ class Bench:
             )
             base_url = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(processes.wait_healthy, api, base_url)
+            chosen = await choose_history_keys(servers.dsn, options.history_points, options.seed)
             async with _maybe(profiler, "reads", api.pid):
                 self.document["reads"] = await read_figures(
                     base_url,
@@ -314,6 +380,7 @@ class Bench:
                     requests=options.reads,
                     points=options.history_points,
                     seed=options.seed,
+                    chosen=chosen,
                 ) | {"api_workers": options.api_workers}
             _say("reads done; lag")
             self.document["lag"] = await lag_figures(
@@ -329,6 +396,31 @@ class Bench:
                 actors=options.lag_actors,
                 poll_ms=options.lag_poll_ms,
             )
+            _say(f"lag done; throughput, {options.throughput_clients} clients")
+            # After the lag probe, so the figures measured before are measured as they were;
+            # the same series as the 4-client reads (the probe's own are not among them).
+            throughput: dict[str, Any] = {
+                "clients": options.throughput_clients,
+                "api_workers": options.api_workers,
+            }
+            for name, paths in (
+                ("history", history_paths(chosen[0], options.history_points)),
+                ("floor_healthz", ["/healthz"]),
+            ):
+                throughput[name] = await throughput_figures(
+                    base_url,
+                    paths,
+                    api.pid,
+                    pids,
+                    clients=options.throughput_clients,
+                    seconds=options.throughput_seconds,
+                    warmup=options.throughput_warmup,
+                    seed=options.seed,
+                )
+                _say(f"{name}: {throughput[name]['requests_per_second']:,.0f} req/s")
+            self.document["throughput"] = throughput
+            if self.backfill is not None:
+                self.document["backfill"] = await self._backfill(self.backfill, real, pids)
             if profiler is not None:
                 self.document["profile"] = profiler.phases
         finally:
@@ -339,6 +431,82 @@ class Bench:
                 await self.client.delete(self.stream.name)
             await self.client.aclose()
         return self.document
+
+    async def _backfill(
+        self, plan: BackfillPlan, in_order: dict[str, Any], pids: dict[str, int]
+    ) -> dict[str, Any]:
+        """The backfill's ingest, and the in-order one it is compared with."""
+        result: dict[str, Any] = {
+            "corpus": plan.shuffled.describe() | {"said_at_order": plan.said_at_order},
+            "in_order_said_at_order": plan.in_order_said_at_order,
+        }
+        if plan.in_order is None:
+            result["compared_with"] = "projector"
+            compared = in_order["events_per_second"]
+        else:
+            _say(f"in-order ingest of {len(plan.in_order.lines):,} entries, for the backfill")
+            same_size = await self._fresh_ingest("in-order", plan.in_order, pids)
+            result["compared_with"] = "in_order_same_size"
+            result["in_order"] = same_size
+            compared = same_size["events_per_second"]
+        _say(f"backfill ingest of {len(plan.shuffled.lines):,} entries (said_at shuffled)")
+        shuffled = await self._fresh_ingest("backfill", plan.shuffled, pids)
+        result["backfill"] = shuffled
+        result["in_order_events_per_second"] = compared
+        result["ratio"] = round(shuffled["events_per_second"] / compared, 4) if compared else 0.0
+        rate = shuffled["events_per_second"]
+        _say(f"backfill: {rate:,.0f} ev/s = {result['ratio']:.2f} × in-order")
+        return result
+
+    async def _fresh_ingest(
+        self, name: str, workload: Workload, pids: dict[str, int]
+    ) -> dict[str, Any]:
+        """A real projector draining ``workload`` from a stream of its own into a database of
+        its own, created on the run's server the way the run creates its own and migrated;
+        timed like the main ingest, then stopped, and its stream and database dropped."""
+        server = PostgresServer(admin_url=self.servers.database_url, kind="env")
+        database = f"bench_{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        await _admin(server, f"CREATE DATABASE {database}")
+        servers = replace(self.servers, database_url=server.url_for(database))
+        stream = Stream(self.client, f"{self.tag}:{name}")
+        group = f"{self.tag}-{name}"
+        child: processes.Child | None = None
+        total = len(workload.lines)
+        try:
+            engine = create_engine(servers.database_url)
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+            await stream.create_group(group)
+            published = await stream.publish(workload.lines)
+            await _sql(servers.dsn, "CHECKPOINT")
+            env = _child_env(servers, stream.name, group, self.options)
+            child = self._start(f"projector-{name}", ["projector"], env)
+            watch = await watch_ingest(stream, group, child, total, pids)
+            stored, dead = await _sql(
+                servers.dsn, "SELECT count(*) FROM events", "SELECT count(*) FROM dead_letters"
+            )
+            writes = await _table_writes(servers.dsn)
+        finally:
+            if child is not None:
+                await asyncio.to_thread(child.stop)
+            with contextlib.suppress(RedisError):
+                await self.client.delete(stream.name)
+            await _admin(server, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        _say(f"projector ({name}): {watch.events_per_second:,.0f} ev/s")
+        return {
+            **watch.as_dict(),
+            "by_quarter_events_per_second": throughput_by_part(watch),
+            "publish_seconds": round(published, 2),
+            "table_writes": writes,
+            "stored": {
+                "events": int(stored),
+                "dead_letters": int(dead),
+                "expected_events": workload.distinct_valid,
+                "expected_dead_letters": workload.invalid,
+            },
+        }
 
     def _start(self, name: str, args: list[str], env: dict[str, str]) -> processes.Child:
         child = processes.stanceline(name, args, env, self.logs)
@@ -435,6 +603,26 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     add("--lag-seconds", type=float, help=f"publishing time (default {defaults.lag_seconds:.0f})")
     add("--lag-poll-ms", type=float, default=defaults.lag_poll_ms, help="changes-feed poll period")
     add(
+        "--throughput-clients",
+        type=int,
+        default=defaults.throughput_clients,
+        help=f"clients of the history throughput figure (default {defaults.throughput_clients})",
+    )
+    add(
+        "--throughput-seconds",
+        type=float,
+        default=defaults.throughput_seconds,
+        help="its measured window, after a second's warm-up "
+        f"(default {defaults.throughput_seconds:.0f})",
+    )
+    add(
+        "--backfill-events",
+        type=int,
+        help="entries of the backfill corpus (default: the corpus's size; --full: "
+        f"{FULL['backfill_events']:,}; 0: no backfill figure); when smaller than the corpus, "
+        "an in-order corpus of the same size is drained too, to compare with",
+    )
+    add(
         "--profile",
         action="store_true",
         help="py-spy the projector during the ingest, the benchmark's own process during the "
@@ -468,6 +656,11 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         lag_rate=args.lag_rate,
         lag_seconds=args.lag_seconds or float(sized.get("lag_seconds", defaults.lag_seconds)),
         lag_poll_ms=args.lag_poll_ms,
+        throughput_clients=args.throughput_clients,
+        throughput_seconds=args.throughput_seconds,
+        backfill_events=args.backfill_events
+        if args.backfill_events is not None
+        else (int(sized["backfill_events"]) if "backfill_events" in sized else None),
         profile=args.profile,
         database_url=args.database_url,
         redis_url=args.redis_url,
@@ -493,6 +686,16 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     workload = generate(sizes, options.seed, options.hierarchy)
     _say(f"corpus: {workload.describe()} ({time.perf_counter() - began:.1f}s)")
+    try:
+        plan = plan_backfill(options, workload)
+    except ValueError as exc:
+        print(f"bench: backfill: {exc}", file=sys.stderr)
+        return 2
+    if plan is not None:
+        _say(
+            f"backfill corpus: {len(plan.shuffled.lines):,} entries, said_at rank correlation "
+            f"with arrival {plan.said_at_order:+.3f} (in order: {plan.in_order_said_at_order:+.3f})"
+        )
     logs = Path(tempfile.mkdtemp(prefix="stanceline-bench-logs-"))
     ok = False
 
@@ -500,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         async with own_servers(
             options.database_url, options.redis_url, in_database=options.in_database
         ) as servers:
-            return await Bench(options, workload, servers, logs).run(profile_stem)
+            return await Bench(options, workload, servers, logs, plan).run(profile_stem)
 
     try:
         document = asyncio.run(bench())

@@ -6,11 +6,15 @@ retractions, 1% exact duplicates, 1% displaced out of order, 0.5% invalid lines)
 it is; only its sizes may be overridden here: the number of actors and topics, the number of
 hierarchy moves, and whether the hierarchy is registered before the statements or spread
 over the first fifth of the stream (the fault corpus's layout).
+
+``backfill`` reorders a corpus as a historical archive loaded out of order would arrive:
+the same lines, the hierarchy and topics first, everything else shuffled (see there).
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -126,6 +130,63 @@ def generate(sizes: Sizes, seed: int, hierarchy: Hierarchy) -> Workload:
         duplicates=len(lines) - invalid - len(valid),
         invalid_at=invalid_at,
     )
+
+
+# --- the backfill -----------------------------------------------------------------------------
+
+_REGISTRATIONS = (
+    b'"type":"stanceline.actor.registered.v1"',
+    b'"type":"stanceline.topic.registered.v1"',
+)
+_STATEMENT = b'"type":"stanceline.statement.recorded.v1"'
+
+
+def backfill(workload: Workload) -> Workload:
+    """The same lines in a backfill's order: ``said_at`` in random order.
+
+    The first registration of each actor and topic stays in front, in its original order
+    (an archive is loaded after its hierarchy). Every other line is shuffled, by a
+    generator seeded from the workload's seed: statements, corrections and retractions
+    (which may now arrive before their statement), re-registrations (moves, the topic
+    rename), duplicates (either copy may come first) and invalid lines. A permutation of
+    the lines, so the events and dead letters it must leave are the workload's own.
+    """
+    head: list[int] = []
+    rest: list[int] = []
+    registered: set[tuple[str, str]] = set()
+    for n, line in enumerate(workload.lines):
+        if n not in workload.invalid_at and any(mark in line for mark in _REGISTRATIONS):
+            data = json.loads(line)["data"]
+            key = ("actor", data["actor_id"]) if "actor_id" in data else ("topic", data["topic_id"])
+            if key not in registered:
+                registered.add(key)
+                head.append(n)
+                continue
+        rest.append(n)
+    random.Random(f"stanceline-backfill:{workload.seed}").shuffle(rest)
+    order = head + rest
+    return replace(
+        workload,
+        lines=[workload.lines[n] for n in order],
+        invalid_at=frozenset(i for i, n in enumerate(order) if n in workload.invalid_at),
+    )
+
+
+def said_at_order(workload: Workload) -> float:
+    """How far ``said_at`` follows the publishing order: Spearman's rank correlation over
+    the valid recorded statements (1.0 chronological, about 0 for a random order)."""
+    moments: list[float] = []
+    for n, line in enumerate(workload.lines):
+        if n in workload.invalid_at or _STATEMENT not in line:
+            continue
+        said_at = json.loads(line)["data"]["said_at"]
+        moments.append(datetime.fromisoformat(said_at).timestamp())
+    count = len(moments)
+    if count < 2:
+        return 0.0
+    by_time = sorted(range(count), key=moments.__getitem__)
+    squares = sum((rank - n) ** 2 for rank, n in enumerate(by_time))
+    return 1 - 6 * squares / (count * (count * count - 1))
 
 
 # --- the lag probe ---------------------------------------------------------------------------
