@@ -23,7 +23,8 @@ from stanceline.cli.common import (
     required_settings,
     run_or_exit,
 )
-from stanceline.ops import dlq as dead_letters
+from stanceline.ops import dlq as actions
+from stanceline.store import dead_letters
 from stanceline.store.db import reading
 
 dlq = typer.Typer(
@@ -124,9 +125,9 @@ def dlq_redrive(
     settings = required_settings(redis=False)
     selection = dead_letters.Selection(ids=ids or None, reason=reason)
 
-    async def run(progress: Callable[[int, int | None], None]) -> dead_letters.RedriveReport:
+    async def run(progress: Callable[[int, int | None], None]) -> actions.RedriveReport:
         async with engine_for(settings) as engine:
-            return await dead_letters.redrive(
+            return await actions.redrive(
                 engine, selection, dry_run=dry_run, chunk=settings.batch_size, progress=progress
             )
 
@@ -163,12 +164,12 @@ def dlq_purge(
     selection = dead_letters.Selection(reason=reason, before=before)
 
     async def matching() -> int:
-        async with engine_for(settings) as engine:
-            return await dead_letters.count(engine, selection)
+        async with engine_for(settings) as engine, reading(engine) as conn:
+            return await dead_letters.count(conn, selection)
 
     async def purge() -> int:
         async with engine_for(settings) as engine:
-            return await dead_letters.purge(engine, selection)
+            return await actions.purge(engine, selection)
 
     matched = run_or_exit(settings, matching())
     purged = 0

@@ -1,9 +1,8 @@
-"""Dead letters: list and inspect them, redrive them through today's validation, purge.
+"""Dead letters: redrive them through today's validation, purge them.
 
-A dead letter's *reason* is the field its rejection names (``data.said_at``,
-``delivery``, ``store``, ``id``, ...), or ``entry`` when the entry as a whole
-was not an event (not UTF-8, not JSON, too big). Filters match it exactly or as
-a dotted prefix (``data`` matches ``data.said_at``).
+These are the operator actions that change dead letters; listing and showing
+them are queries in ``store/dead_letters.py``, which the read model uses without
+loading this module's write path.
 
 Redrive hands the raw bytes back to ``pipeline.commit`` under their own stream
 entry id, so they meet the current contract and store rules, with their
@@ -17,9 +16,6 @@ deletes the row, so reruns converge.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
@@ -31,131 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline.ops.replay import Progress, preview
 from stanceline.projector import pipeline
 from stanceline.projector.entries import Entry
-from stanceline.store import append
-from stanceline.store.db import ReadConnection, reading, writing
+from stanceline.store import append, dead_letters
+from stanceline.store.db import reading, writing
+from stanceline.store.dead_letters import Selection
 from stanceline.store.records import Accepted
-from stanceline.store.tables import dead_letters
 
-WHOLE_ENTRY = "entry"
 _NOT_AN_EVENT = "event"
 """Rejections whose raw bytes are the stream entry's fields or nothing, not an event."""
-
-
-def _reason() -> sa.ColumnElement[str]:
-    """The reason a dead letter is filed under."""
-    return sa.func.coalesce(dead_letters.c.field, WHOLE_ENTRY)
-
-
-_SUMMARY = (
-    dead_letters.c.id,
-    dead_letters.c.stream,
-    dead_letters.c.stream_entry_id,
-    _reason().label("reason_key"),
-    dead_letters.c.reason,
-    dead_letters.c.event_id,
-    dead_letters.c.delivery_count,
-    dead_letters.c.first_seen,
-    dead_letters.c.last_seen,
-    sa.func.octet_length(dead_letters.c.raw).label("size"),
-)
-
-
-class DeadLetter(BaseModel):
-    id: int
-    stream: str | None
-    stream_entry_id: str | None
-    reason_key: str = Field(description="The field the rejection names, or `entry`.")
-    reason: str
-    event_id: str | None
-    delivery_count: int
-    first_seen: datetime
-    last_seen: datetime
-    size: int = Field(description="Bytes of the raw entry.")
-
-
-class DeadLetterDetail(DeadLetter):
-    raw_text: str | None = Field(description="The raw bytes as text; null when not UTF-8.")
-    raw_base64: str
-
-
-class DeadLetterPage(BaseModel):
-    dead_letters: list[DeadLetter]
-    total: int = Field(description="Dead letters matching the filters, on all pages.")
-    next_after: int | None = Field(description="The last id of this page, if more follow.")
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which dead letters: by id, by reason, last seen since/before a moment; all if empty."""
-
-    ids: Sequence[int] | None = None
-    reason: str | None = None
-    since: datetime | None = None
-    before: datetime | None = None
-
-    def where(self) -> list[sa.ColumnElement[bool]]:
-        clauses: list[sa.ColumnElement[bool]] = []
-        if self.ids is not None:
-            clauses.append(dead_letters.c.id.in_(list(self.ids)))
-        if self.reason is not None:
-            clauses.append(
-                sa.or_(
-                    _reason() == self.reason,
-                    _reason().startswith(f"{self.reason}.", autoescape=True),
-                )
-            )
-        if self.since is not None:
-            clauses.append(dead_letters.c.last_seen >= self.since)
-        if self.before is not None:
-            clauses.append(dead_letters.c.last_seen < self.before)
-        return clauses
-
-
-async def list_dead_letters(
-    conn: ReadConnection, selection: Selection, *, after: int = 0, limit: int = 100
-) -> DeadLetterPage:
-    where = selection.where()
-    rows = (
-        await conn.execute(
-            sa.select(*_SUMMARY)
-            .where(*where, dead_letters.c.id > after)
-            .order_by(dead_letters.c.id)
-            .limit(limit + 1)
-        )
-    ).all()
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(dead_letters).where(*where))
-    page = [DeadLetter.model_validate(row._mapping) for row in rows[:limit]]
-    return DeadLetterPage(
-        dead_letters=page,
-        total=int(total or 0),
-        next_after=page[-1].id if len(rows) > limit else None,
-    )
-
-
-async def show(conn: ReadConnection, dead_letter_id: int) -> DeadLetterDetail | None:
-    row = (
-        await conn.execute(
-            sa.select(*_SUMMARY, dead_letters.c.raw).where(dead_letters.c.id == dead_letter_id)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    raw = bytes(row.raw)
-    try:
-        text: str | None = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    fields: dict[str, Any] = dict(row._mapping)
-    fields.pop("raw")
-    return DeadLetterDetail(**fields, raw_text=text, raw_base64=base64.b64encode(raw).decode())
-
-
-async def counts_by_reason(conn: ReadConnection) -> dict[str, int]:
-    reason = _reason().label("reason")
-    rows = await conn.execute(
-        sa.select(reason, sa.func.count().label("n")).group_by(reason).order_by(reason)
-    )
-    return {str(row.reason): int(row.n) for row in rows}
 
 
 class RedriveReport(BaseModel):
@@ -182,23 +60,15 @@ async def redrive(
 ) -> RedriveReport:
     report = RedriveReport(dry_run=dry_run)
     async with reading(engine) as conn:
-        total = int(await conn.scalar(_count(selection)) or 0)
+        total = await dead_letters.count(conn, selection)
         if selection.ids is not None:
-            query = sa.select(dead_letters.c.id).where(*selection.where())
-            found = set((await conn.execute(query)).scalars())
+            found = await dead_letters.present(conn, selection)
             report.missing = sorted(set(selection.ids) - found)
     after = 0
     appended: dict[str, str] = {}  # a dry run's would-be appends, across chunks
     while True:
         async with reading(engine) as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(dead_letters)
-                    .where(*selection.where(), dead_letters.c.id > after)
-                    .order_by(dead_letters.c.id)
-                    .limit(chunk)
-                )
-            ).all()
+            rows = await dead_letters.rows_after(conn, selection, after=after, limit=chunk)
         if not rows:
             return report
         after = rows[-1].id
@@ -209,10 +79,6 @@ async def redrive(
             await _redrive_one_stream(engine, stream, list(group), report, appended)
         if progress is not None:
             progress(report.selected, total)
-
-
-def _count(selection: Selection) -> sa.Select[int]:
-    return sa.select(sa.func.count()).select_from(dead_letters).where(*selection.where())
 
 
 def _stream(row: sa.Row[Any]) -> str:
@@ -263,17 +129,11 @@ async def _remove_stored(engine: AsyncEngine, ids: list[int], entries: list[Entr
         stored = await append.stored_digests(conn, [event_id for event_id, _ in events.values()])
         done = [i for i, (event_id, digest) in events.items() if stored.get(event_id) == digest]
         if done:
-            await conn.execute(sa.delete(dead_letters).where(dead_letters.c.id.in_(done)))
+            await dead_letters.delete(conn, Selection(ids=done))
     return len(done)
-
-
-async def count(engine: AsyncEngine, selection: Selection) -> int:
-    async with reading(engine) as conn:
-        return int(await conn.scalar(_count(selection)) or 0)
 
 
 async def purge(engine: AsyncEngine, selection: Selection) -> int:
     """Delete the selected dead letters for good; returns how many went."""
     async with writing(engine) as conn:
-        result = await conn.execute(sa.delete(dead_letters).where(*selection.where()))
-    return int(getattr(result, "rowcount", 0) or 0)
+        return await dead_letters.delete(conn, selection)

@@ -21,10 +21,9 @@ from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stanceline.ops.dlq import counts_by_reason
 from stanceline.ops.migrate import alembic_config
-from stanceline.ops.replay import entry_key
 from stanceline.store.db import ReadConnection, reading
+from stanceline.store.dead_letters import counts_by_reason
 from stanceline.store.tables import events, projection_meta
 
 _COUNT_CHUNK = 1000
@@ -174,9 +173,9 @@ async def undelivered(
     Neither end of the stream needs a scan, nor does a count that Redis already
     reported (``known``); otherwise the entries are counted a chunk at a time.
     """
-    if first is None or last is None or entry_key(delivered) >= entry_key(last):
+    if first is None or last is None or _entry_key(delivered) >= _entry_key(last):
         return 0, None
-    if entry_key(delivered) < entry_key(first):
+    if _entry_key(delivered) < _entry_key(first):
         return length, first
     if known is not None:
         head = cast(
@@ -252,8 +251,19 @@ async def require_schema(engine: AsyncEngine) -> None:
         )
 
 
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    """An entry id Redis handed back (always ``MS-SEQ``) as Redis orders it.
+
+    Not ``ops.replay.entry_key``, which also parses what operators type: importing
+    it would load the projector into the read model's process, which serves this
+    status on ``/v1/admin/status``.
+    """
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _age(now_ms: int, entry_id: str) -> float:
-    return max(0.0, (now_ms - entry_key(entry_id)[0]) / 1000)
+    return max(0.0, (now_ms - _entry_key(entry_id)[0]) / 1000)
 
 
 def _entry_id(entry: Any) -> str | None:

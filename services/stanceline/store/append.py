@@ -1,4 +1,4 @@
-"""Appending to the event store and the dead-letter table."""
+"""Appending to the event store (dead letters: ``store.dead_letters``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stanceline.store.arrays import any_of, insert_rows
-from stanceline.store.records import Accepted, Rejected
-from stanceline.store.tables import dead_letters, events
+from stanceline.store.records import Accepted
+from stanceline.store.tables import events
 
 _ENVELOPE_COLUMNS = {"id", "source", "type", "time", "data"}
 
@@ -58,34 +57,3 @@ async def append_events(conn: AsyncConnection, items: Sequence[Accepted]) -> set
         tail="ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
     )
     return set(result.scalars())
-
-
-async def dead_letter(conn: AsyncConnection, stream: str | None, items: Sequence[Rejected]) -> None:
-    """Record rejects; a redelivered entry bumps its row instead of adding one."""
-    if not items:
-        return
-    rows = [
-        {
-            "stream": stream if item.stream_entry_id else None,
-            "stream_entry_id": item.stream_entry_id,
-            "raw": item.raw,
-            "reason": item.reason,
-            "field": item.field,
-            "event_id": item.event_id,
-            "delivery_count": item.delivery_count,
-        }
-        for item in items
-    ]
-    statement = insert(dead_letters)
-    statement = statement.on_conflict_do_update(
-        constraint="uq_dead_letters_stream_entry",
-        set_={
-            "delivery_count": sa.func.greatest(
-                dead_letters.c.delivery_count + 1, statement.excluded.delivery_count
-            ),
-            "last_seen": sa.func.now(),
-            "reason": statement.excluded.reason,
-            "field": statement.excluded.field,
-        },
-    )
-    await conn.execute(statement, rows)

@@ -31,7 +31,7 @@ from stanceline.domain.statements import (
     apply_statement_fact,
     rerecording_conflicts,
 )
-from stanceline.store import append, catalogue, locks, series, statement_rows
+from stanceline.store import append, catalogue, dead_letters, locks, series, statement_rows
 from stanceline.store.records import Accepted, BatchReport, Rejected
 from stanceline.store.translate import fact_of
 
@@ -84,7 +84,7 @@ async def store_batch(
     inserted = await append.append_events(conn, keep)
     report.duplicates += len(keep) - len(inserted)
     report.appended = len(inserted)
-    await append.dead_letter(conn, stream, _one_per_entry(dead))
+    await dead_letters.record(conn, stream, _one_per_entry(dead))
     report.dead_lettered = len(dead)
 
     new_facts = [facts[item.event.id] for item in keep if item.event.id in inserted]

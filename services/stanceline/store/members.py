@@ -28,6 +28,24 @@ def member_actors(actor: str, rollup: str) -> str:
     )
 
 
+def has_descendants(actor: str) -> str:
+    """Whether ``actor`` has anyone below it: then its rolled-up series is kept apart from
+    its own; a leaf's rolled-up series *is* its own series."""
+    return f"EXISTS (SELECT 1 FROM actor_lineage d WHERE d.ancestor_id = {actor} AND d.depth > 0)"
+
+
+def stands_on(actor: str) -> str:
+    """The series a point of ``actor``'s own series stands on, as (actor_id, rollup) rows:
+    ``catalogue.series_of`` less the rolled-up series of a leaf, which is its own series.
+    ``member_actors`` is the same relation read from the series' side."""
+    return (
+        f"SELECT {actor} AS actor_id, false AS rollup"
+        " UNION ALL"
+        f" SELECT l.ancestor_id, true FROM actor_lineage l WHERE l.actor_id = {actor}"
+        f" AND {has_descendants('l.ancestor_id')}"
+    )
+
+
 def own_points(topic: str, actor: str, where: str, order: str, limit: str) -> str:
     """Points of one own series in key order (``order``: ASC or DESC), index-only."""
     return (

@@ -1,13 +1,14 @@
 """The write path's series step: lock the series a batch touches, feed their changes, keep tips.
 
 Series are not stored (``store.members``). What a batch must still write is
-the changes feed: the change points it added and withdrew, computed by the
-domain's ``window_feed`` from a window of each touched series read before
-the batch's statements are saved: the points on either side of every key the
-batch touches. For an own series that is two index probes per key. For a
-rolled-up series the tip (``series_tips``) answers the common case, a key
-after the last point, without a probe per descendant; only a late,
-corrected or retracted statement probes the merged series around its key.
+the changes feed: the change points it added and withdrew, computed (``_FEED``,
+one statement, the SQL form of the domain's ``window_feed``) from a window of
+each touched series read before the batch's statements are saved: the points
+on either side of every key the batch touches. For an own series that is two
+index probes per key. For a rolled-up series the tip (``series_tips``)
+answers the common case, a key after the last point, without a probe per
+descendant; only a late, corrected or retracted statement probes the merged
+series around its key.
 Any arrival order ends in the same feed entries per series and the same tips.
 
 A leaf actor's rolled-up series is its own series: it has no tip, and its
@@ -18,187 +19,230 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stanceline.domain.catalogue import series_of
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.feed import ChangePoint, Key, Series, window_feed
-from stanceline.domain.stance import Stance
+from stanceline.domain.stance import Change, Stance
 from stanceline.store.arrays import insert_rows
-from stanceline.store.locks import lock_keys
-from stanceline.store.members import member_actors, series_points
-from stanceline.store.tables import changes, series_tips
+from stanceline.store.locks import sorted_locks
+from stanceline.store.members import (
+    change_kind,
+    has_descendants,
+    member_actors,
+    series_points,
+    stands_on,
+)
+from stanceline.store.tables import changes
 
 Changed = tuple[str, StatementBody | None, StatementBody | None]
 """(statement id, the body its series held before the batch, the body they hold after)."""
 
-_LINEAGE = sa.text(
-    """
-    SELECT l.actor_id, l.ancestor_id, l.depth,
-           EXISTS (SELECT 1 FROM actor_lineage d
-                    WHERE d.ancestor_id = l.ancestor_id AND d.depth > 0) AS has_descendants
-      FROM actor_lineage l
-     WHERE l.actor_id = ANY(CAST(:actors AS text[]))
-     ORDER BY l.actor_id, l.depth
-    """
+_BODIES = """
+    SELECT b.statement_id COLLATE "C" AS statement_id, b.removed,
+           b.actor_id COLLATE "C" AS actor_id, b.topic_id COLLATE "C" AS topic_id,
+           b.said_at, b.stance
+      FROM unnest(CAST(:sids AS text[]), CAST(:removed AS boolean[]), CAST(:actors AS text[]),
+                  CAST(:topics AS text[]), CAST(:said AS timestamptz[]), CAST(:stances AS text[]))
+        AS b(statement_id, removed, actor_id, topic_id, said_at, stance)
+"""
+"""The bodies a batch moves: the one each changed statement's series held (``removed``)
+and the one they hold now, as parameters."""
+
+_TOUCHES = f"""
+    SELECT b.topic_id, o.actor_id, o.rollup, b.said_at, b.statement_id, b.removed, b.stance
+      FROM bodies b CROSS JOIN LATERAL ({stands_on("b.actor_id")}) o
+"""
+"""Each body on every series it stands on that is kept apart (``members.stands_on``)."""
+
+_LOCK_SERIES = sa.text(
+    f"WITH bodies AS ({_BODIES}), touches AS ({_TOUCHES}) "
+    + sorted_locks(
+        "SELECT DISTINCT 'series:' || topic_id || '/' || actor_id || '/' || rollup AS key"
+        " FROM touches"
+    )
 )
 
+_SERIES = "topic_id, actor_id, rollup"
 _KEY = "(s.said_at, s.statement_id)"
 _AT = '(k.said_at, k.statement_id COLLATE "C")'
 
-_WINDOWS = sa.text(
+
+def _neighbour(side: str, order: str) -> str:
+    """The point of series ``k`` right before (``<``) or after (``>``) key ``k``."""
+    return series_points("k.topic_id", "k.actor_id", "k.rollup", f"{_KEY} {side} {_AT}", order, "1")
+
+
+def _last(column: str) -> str:
+    """``column`` of the last point of a rolled-up series after the batch, or NULL."""
+    return f"(array_agg({column} ORDER BY said_at DESC, statement_id DESC) FILTER (WHERE v = 1))[1]"
+
+
+_FEED = sa.text(
     f"""
-    WITH keys AS (
-        SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:actors AS text[]),
-                             CAST(:rollups AS boolean[]), CAST(:said AS timestamptz[]),
-                             CAST(:sids AS text[]))
-            AS k(topic_id, actor_id, rollup, said_at, statement_id)
-    ), tipped AS (
+    WITH bodies AS ({_BODIES}), touches AS ({_TOUCHES}),
+    keys AS (SELECT DISTINCT {_SERIES}, said_at, statement_id FROM touches),
+    tipped AS (
         SELECT k.*, t.said_at AS tip_said, t.statement_id AS tip_sid, t.stance AS tip_stance,
                k.rollup AND (t.said_at IS NULL OR (t.said_at, t.statement_id) < {_AT})
                    AS appends
           FROM keys k
           LEFT JOIN series_tips t
             ON k.rollup AND t.topic_id = k.topic_id AND t.actor_id = k.actor_id
+    ),
+    window_before AS (
+        SELECT k.topic_id, k.actor_id, k.rollup, w.said_at, w.statement_id, w.stance
+          FROM tipped k
+         CROSS JOIN LATERAL (
+            SELECT k.tip_said, k.tip_sid, k.tip_stance WHERE k.tip_said IS NOT NULL
+            UNION ALL
+            SELECT b.* FROM (
+                {_neighbour("<", "DESC")}
+            ) b WHERE NOT k.appends
+            UNION ALL
+            SELECT a.* FROM (
+                {_neighbour(">", "ASC")}
+            ) a WHERE NOT k.appends
+         ) AS w(said_at, statement_id, stance)
+        UNION
+        SELECT {_SERIES}, said_at, statement_id, stance FROM touches WHERE removed
+    ),
+    points AS (
+        SELECT w.*, 0 AS v FROM window_before w
+        UNION ALL
+        SELECT w.*, 1 FROM window_before w
+         WHERE NOT EXISTS (
+            SELECT 1 FROM touches r
+             WHERE r.removed AND (r.topic_id, r.actor_id, r.rollup, r.said_at, r.statement_id)
+                              = (w.topic_id, w.actor_id, w.rollup, w.said_at, w.statement_id))
+        UNION ALL
+        SELECT {_SERIES}, said_at, statement_id, stance, 1 FROM touches WHERE NOT removed
+    ),
+    marked AS (
+        SELECT {_SERIES}, v, said_at, statement_id, p.stance,
+               p.stance IS NOT NULL AS present, k.statement_id IS NOT NULL AS touched
+          FROM points p
+          FULL JOIN (SELECT keys.*, v FROM keys CROSS JOIN (VALUES (0), (1)) AS vs(v)) k
+         USING ({_SERIES}, v, said_at, statement_id)
+    ),
+    affected AS (
+        SELECT *, touched OR coalesce(lag(touched) OVER w, false) AS affected
+          FROM marked
+        WINDOW w AS (PARTITION BY {_SERIES}, v ORDER BY said_at, statement_id)
+    ),
+    placed AS (
+        SELECT *, lag(statement_id) OVER w AS previous_statement_id,
+               lag(stance) OVER w AS previous_stance
+          FROM affected WHERE present
+        WINDOW w AS (PARTITION BY {_SERIES}, v ORDER BY said_at, statement_id)
+    ),
+    change_points AS (
+        SELECT {_SERIES}, v, said_at, statement_id, stance,
+               {change_kind("previous_stance", "stance")} AS change,
+               previous_statement_id, previous_stance
+          FROM placed
+         WHERE affected AND previous_statement_id IS NOT NULL
+    ),
+    differences AS (
+        SELECT CASE c.v WHEN 0 THEN 'withdrawn' ELSE 'added' END AS status, c.*
+          FROM change_points c
+         WHERE c.change <> '{Change.NONE.value}'
+           AND NOT EXISTS (
+            SELECT 1 FROM change_points o
+             WHERE o.v <> c.v AND o.change <> '{Change.NONE.value}'
+               AND (o.topic_id, o.actor_id, o.rollup, o.statement_id, o.said_at, o.stance,
+                    o.change, o.previous_statement_id, o.previous_stance)
+                 = (c.topic_id, c.actor_id, c.rollup, c.statement_id, c.said_at, c.stance,
+                    c.change, c.previous_statement_id, c.previous_stance))
+    ),
+    fed AS (
+        INSERT INTO changes (status, topic_id, actor_id, rollup, said_at, statement_id, change,
+                             stance, previous_statement_id, previous_stance)
+        SELECT d.status, d.topic_id, d.actor_id, r.rollup, d.said_at, d.statement_id, d.change,
+               d.stance, d.previous_statement_id, d.previous_stance
+          FROM differences d
+         CROSS JOIN LATERAL (
+            SELECT d.rollup
+            UNION ALL
+            SELECT true WHERE NOT d.rollup AND NOT {has_descendants("d.actor_id")}
+         ) AS r(rollup)
+         ORDER BY d.v, d.topic_id, d.actor_id, r.rollup, d.said_at, d.statement_id
+        RETURNING 1
+    ),
+    tips AS (
+        SELECT topic_id, actor_id, {_last("said_at")} AS said_at,
+               {_last("statement_id")} AS statement_id,
+               {_last("stance")} AS stance
+          FROM (SELECT topic_id, actor_id, said_at, statement_id, stance, v
+                  FROM points WHERE rollup
+                UNION ALL
+                SELECT topic_id, actor_id, NULL, NULL, NULL, NULL FROM keys WHERE rollup) AS x
+         GROUP BY topic_id, actor_id
+    ),
+    saved_tips AS (
+        INSERT INTO series_tips (topic_id, actor_id, said_at, statement_id, stance)
+        SELECT topic_id, actor_id, said_at, statement_id, stance
+          FROM tips WHERE said_at IS NOT NULL
+        ON CONFLICT (topic_id, actor_id) DO UPDATE SET said_at = EXCLUDED.said_at,
+            statement_id = EXCLUDED.statement_id, stance = EXCLUDED.stance
+        RETURNING 1
+    ),
+    dropped_tips AS (
+        DELETE FROM series_tips
+         WHERE (topic_id, actor_id) IN (SELECT topic_id, actor_id FROM tips WHERE said_at IS NULL)
+        RETURNING 1
     )
-    SELECT k.topic_id, k.actor_id, k.rollup, w.said_at, w.statement_id, w.stance
-      FROM tipped k
-     CROSS JOIN LATERAL (
-        SELECT k.tip_said, k.tip_sid, k.tip_stance WHERE k.tip_said IS NOT NULL
-        UNION ALL
-        SELECT b.* FROM (
-            {series_points("k.topic_id", "k.actor_id", "k.rollup", f"{_KEY} < {_AT}", "DESC", "1")}
-        ) b WHERE NOT k.appends
-        UNION ALL
-        SELECT a.* FROM (
-            {series_points("k.topic_id", "k.actor_id", "k.rollup", f"{_KEY} > {_AT}", "ASC", "1")}
-        ) a WHERE NOT k.appends
-     ) AS w(said_at, statement_id, stance)
+    SELECT (SELECT count(*) FROM fed), (SELECT count(*) FROM saved_tips),
+           (SELECT count(*) FROM dropped_tips)
     """
 )
-"""Around each touched key of each series, as the series stood before the batch: the
-point before it and the point after it (``domain.feed.window_feed``). A rolled-up
-series brings its tip; a key past the tip needs nothing more."""
+"""``domain.feed.window_feed`` over every touched series of a batch, as one statement.
 
-_SAVE_TIPS = (
-    "ON CONFLICT (topic_id, actor_id) DO UPDATE SET said_at = EXCLUDED.said_at,"
-    " statement_id = EXCLUDED.statement_id, stance = EXCLUDED.stance"
-)
-_DROP_TIPS = sa.text(
-    "DELETE FROM series_tips t USING unnest(CAST(:topics AS text[]), CAST(:actors AS text[]))"
-    " AS g(topic_id, actor_id) WHERE t.topic_id = g.topic_id AND t.actor_id = g.actor_id"
-)
+Around each touched key, the series as it stood before the batch (the point
+before and the point after it, or the tip of a rolled-up series the key
+comes after) and with the batch's bodies moved in it (version ``v`` 0 and 1).
+A point's change kind is read against the point before it, and only where a
+touched key can have changed it: a touched key itself, or the first point
+after one. The change points that differ between the two versions are the
+feed. A rolled-up series' tip is in every window of that series, so the last
+point of its window after the batch is its new tip (none: the series emptied).
 
-
-_STANCES = {s.value: s for s in Stance}
-
-
-class _Touch(NamedTuple):
-    removed: dict[Key, Stance]
-    added: dict[Key, Stance]
+It is ``window_feed``'s SQL form, written here because a batch touches about
+three series per statement and Python spent more time shaping windows than
+Postgres spends on this statement. The any-order property tests hold it to the
+fold's whole timelines (``feed_balance == predicted_change_points``), as
+``tests/unit/test_feed.py`` holds ``window_feed``; ``regroup`` uses the latter."""
 
 
 async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
     """Feed what these statement changes do to every series they stand on, and keep the
     rolled-up series' tips. Runs before the statements are saved: it reads the series as
     they were. Takes the series' locks, after the caller's statement locks."""
-    actors = {b.actor_id for _, old, new in changed for b in (old, new) if b is not None}
-    if not actors:
-        return
-    stored, leaves = await _stored_series(conn, actors)
-    touches: dict[Series, _Touch] = {}
-    for sid, old, new in changed:
-        # The body a series held leaves it (side 0, removed); the body it holds now joins it.
-        for side, body in enumerate((old, new)):
-            if body is None:
-                continue
-            key = (body.said_at, sid)
-            for actor, rollup in stored[body.actor_id]:
-                series = Series(body.topic_id, actor, rollup)
-                touch = touches.get(series) or touches.setdefault(series, _Touch({}, {}))
-                touch[side][key] = body.stance
-    ordered = sorted(touches)
-    await lock_keys(conn, "series", [f"{t}/{a}/{r}" for t, a, r in ordered])
-    windows, open_ended = await _windows(conn, ordered, touches)
-    withdrawn: list[ChangePoint] = []
-    added: list[ChangePoint] = []
-    for series in ordered:
-        touch = touches[series]
-        gone, fresh = window_feed(series, windows[series], touch.removed, touch.added)
-        withdrawn += gone
-        added += fresh
-    await _feed(conn, _with_leaf_rollups(withdrawn, leaves), _with_leaf_rollups(added, leaves))
-    await _save_tips(conn, touches, windows, open_ended)
-
-
-async def _stored_series(
-    conn: AsyncConnection, actors: Iterable[str]
-) -> tuple[dict[str, list[tuple[str, bool]]], set[str]]:
-    """For each actor, the series its statements stand on that this store keeps apart
-    (``catalogue.series_of`` less a leaf's rolled-up series), and which actors are leaves."""
-    chains: dict[str, list[str]] = defaultdict(list)
-    trees: set[str] = set()
-    for actor, ancestor, _depth, has_descendants in await conn.execute(
-        _LINEAGE, {"actors": sorted(actors)}
-    ):
-        chains[actor].append(ancestor)
-        if has_descendants:
-            trees.add(ancestor)
-    stored = {
-        # An actor named by a statement in this very batch is a root with no descendants.
-        actor: [
-            (a, rollup)
-            for a, rollup in series_of(chains.get(actor) or [actor])
-            if not rollup or a in trees
-        ]
-        for actor in actors
-    }
-    return stored, set(actors) - trees
-
-
-async def _windows(
-    conn: AsyncConnection, ordered: Sequence[Series], touches: Mapping[Series, _Touch]
-) -> tuple[dict[Series, dict[Key, Stance]], set[Series]]:
-    """Each series' window, and the series whose window reaches past its last point.
-
-    The points a batch removes are in the series before it, so they are in the window
-    as they were read from the statements (``removed``), with the neighbours the query
-    brings around every touched key.
-    """
     params: dict[str, list[Any]] = {
-        "topics": [],
-        "actors": [],
-        "rollups": [],
-        "said": [],
         "sids": [],
+        "removed": [],
+        "actors": [],
+        "topics": [],
+        "said": [],
+        "stances": [],
     }
-    for series in ordered:
-        touch = touches[series]
-        for key in touch.removed.keys() | touch.added.keys():
-            params["topics"].append(series.topic_id)
-            params["actors"].append(series.actor_id)
-            params["rollups"].append(series.rollup)
-            params["said"].append(key[0])
-            params["sids"].append(key[1])
-    windows: dict[Series, dict[Key, Stance]] = {s: dict(touches[s].removed) for s in ordered}
-    for topic, actor, rollup, said_at, sid, stance in await conn.execute(_WINDOWS, params):
-        windows[Series(topic, actor, rollup)][(said_at, sid)] = _STANCES[stance]
-    open_ended = set()
-    for series in ordered:
-        touch = touches[series]
-        last = max(touch.removed.keys() | touch.added.keys())
-        if all(key <= last for key in windows[series]):
-            open_ended.add(series)
-    return windows, open_ended
-
-
-def _with_leaf_rollups(points: list[ChangePoint], leaves: set[str]) -> list[ChangePoint]:
-    """A leaf's own change points are its rolled-up series' too."""
-    copies = [p._replace(rollup=True) for p in points if not p.rollup and p.actor_id in leaves]
-    return points + copies
+    for sid, old, new in changed:
+        # The body a series held leaves it; the body it holds now joins it.
+        for removed, body in ((True, old), (False, new)):
+            if body is not None:
+                params["sids"].append(sid)
+                params["removed"].append(removed)
+                params["actors"].append(body.actor_id)
+                params["topics"].append(body.topic_id)
+                params["said"].append(body.said_at)
+                params["stances"].append(body.stance.value)
+    if not params["sids"]:
+        return
+    await conn.execute(_LOCK_SERIES, params)
+    await conn.execute(_FEED, params)
 
 
 async def _feed(
@@ -210,44 +254,6 @@ async def _feed(
         for row in feed:
             row["change"] = row["change"].value
         await insert_rows(conn, changes, feed)
-
-
-async def _save_tips(
-    conn: AsyncConnection,
-    touches: Mapping[Series, _Touch],
-    windows: Mapping[Series, dict[Key, Stance]],
-    open_ended: set[Series],
-) -> None:
-    """A rolled-up series' tip moves only when the batch reached its end: then it is the
-    last point of the window as the batch leaves it, or there is none left."""
-    tips: list[dict[str, Any]] = []
-    emptied: list[Series] = []
-    for series in sorted(open_ended):
-        if not series.rollup:
-            continue
-        touch = touches[series]
-        after = {k: s for k, s in windows[series].items() if k not in touch.removed}
-        after.update(touch.added)
-        if not after:
-            emptied.append(series)
-            continue
-        last = max(after)
-        tips.append(
-            {
-                "topic_id": series.topic_id,
-                "actor_id": series.actor_id,
-                "said_at": last[0],
-                "statement_id": last[1],
-                "stance": after[last].value,
-            }
-        )
-    if tips:
-        await insert_rows(conn, series_tips, tips, tail=_SAVE_TIPS)
-    if emptied:
-        await conn.execute(
-            _DROP_TIPS,
-            {"topics": [s.topic_id for s in emptied], "actors": [s.actor_id for s in emptied]},
-        )
 
 
 _ANY_POINTS_BELOW = sa.text(

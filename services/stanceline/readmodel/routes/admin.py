@@ -17,11 +17,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr
 from redis.exceptions import RedisError
 
-from stanceline.ops import dlq
 from stanceline.ops.status import Status, status
 from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
 from stanceline.readmodel.problems import NotFound, Unauthorized, Unavailable, documented
 from stanceline.readmodel.routes.deps import Reader
+from stanceline.store.dead_letters import (
+    DeadLetter,
+    DeadLetterDetail,
+    Selection,
+    list_dead_letters,
+    show,
+)
 from stanceline.store.errors import is_transient
 
 _bearer = HTTPBearer(
@@ -68,7 +74,7 @@ Since = Annotated[
 
 
 class DeadLetterList(BaseModel):
-    dead_letters: list[dlq.DeadLetter]
+    dead_letters: list[DeadLetter]
     total: int = Field(description="Dead letters matching the filters, on all pages.")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
@@ -100,9 +106,9 @@ async def dead_letters(
 ) -> DeadLetterList:
     """Dead letters, oldest first, without their raw bytes (see the single-item route)."""
     key = decode_cursor(cursor, int)
-    page = await dlq.list_dead_letters(
+    page = await list_dead_letters(
         conn,
-        dlq.Selection(reason=reason, since=since),
+        Selection(reason=reason, since=since),
         after=key[0] if key else 0,
         limit=limit,
     )
@@ -115,14 +121,14 @@ async def dead_letters(
 
 @router.get(
     "/dead-letters/{dead_letter_id}",
-    response_model=dlq.DeadLetterDetail,
+    response_model=DeadLetterDetail,
     responses=documented(400, 404),
 )
 async def dead_letter(
     conn: Reader, dead_letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
-) -> dlq.DeadLetterDetail:
+) -> DeadLetterDetail:
     """One dead letter with its raw bytes (as text when they are UTF-8, and base64)."""
-    found = await dlq.show(conn, dead_letter_id)
+    found = await show(conn, dead_letter_id)
     if found is None:
         raise NotFound(f"no dead letter with id {dead_letter_id}")
     return found
