@@ -31,18 +31,25 @@ def member_actors(actor: str, rollup: str) -> str:
 def has_descendants(actor: str) -> str:
     """Whether ``actor`` has anyone below it: then its rolled-up series is kept apart from
     its own; a leaf's rolled-up series *is* its own series."""
-    return f"EXISTS (SELECT 1 FROM actor_lineage d WHERE d.ancestor_id = {actor} AND d.depth > 0)"
-
-
-def stands_on(actor: str) -> str:
-    """The series a point of ``actor``'s own series stands on, as (actor_id, rollup) rows:
-    ``catalogue.series_of`` less the rolled-up series of a leaf, which is its own series.
-    ``member_actors`` is the same relation read from the series' side."""
+    # An alias no caller uses: the caller's ``actor`` expression may name its own tables.
     return (
-        f"SELECT {actor} AS actor_id, false AS rollup"
+        "EXISTS (SELECT 1 FROM actor_lineage below"
+        f" WHERE below.ancestor_id = {actor} AND below.depth > 0)"
+    )
+
+
+def stands_on(rows: str, columns: str) -> str:
+    """Each row of ``rows`` (a relation with an ``actor_id`` column) on every series a point
+    of that actor's own series stands on: ``columns`` of the row, then the series' actor
+    and ``rollup``. That is ``catalogue.series_of`` less the rolled-up series of a leaf,
+    which is its own series; ``member_actors`` is the same relation from the series' side.
+    A join rather than a lateral probe per row: a batch places hundreds of points."""
+    return (
+        f"SELECT {columns}, r.actor_id AS series_actor, false AS rollup FROM {rows} r"
         " UNION ALL"
-        f" SELECT l.ancestor_id, true FROM actor_lineage l WHERE l.actor_id = {actor}"
-        f" AND {has_descendants('l.ancestor_id')}"
+        f" SELECT {columns}, l.ancestor_id, true FROM {rows} r"
+        " JOIN actor_lineage l ON l.actor_id = r.actor_id"
+        f" WHERE {has_descendants('l.ancestor_id')}"
     )
 
 

@@ -33,6 +33,7 @@ from stanceline.store.members import (
     change_kind,
     has_descendants,
     member_actors,
+    own_points,
     series_points,
     stands_on,
 )
@@ -53,8 +54,9 @@ _BODIES = """
 and the one they hold now, as parameters."""
 
 _TOUCHES = f"""
-    SELECT b.topic_id, o.actor_id, o.rollup, b.said_at, b.statement_id, b.removed, b.stance
-      FROM bodies b CROSS JOIN LATERAL ({stands_on("b.actor_id")}) o
+    SELECT topic_id, series_actor AS actor_id, rollup, said_at, statement_id, removed, stance
+      FROM ({stands_on("bodies", "r.topic_id, r.said_at, r.statement_id, r.removed, r.stance")})
+        AS placed
 """
 """Each body on every series it stands on that is kept apart (``members.stands_on``)."""
 
@@ -72,8 +74,15 @@ _AT = '(k.said_at, k.statement_id COLLATE "C")'
 
 
 def _neighbour(side: str, order: str) -> str:
-    """The point of series ``k`` right before (``<``) or after (``>``) key ``k``."""
-    return series_points("k.topic_id", "k.actor_id", "k.rollup", f"{_KEY} {side} {_AT}", order, "1")
+    """The point of series ``k`` right before (``<``) or after (``>``) key ``k``: for an
+    own series one index probe, without the merge a rolled-up series needs."""
+    where = f"{_KEY} {side} {_AT}"
+    own = own_points("k.topic_id", "k.actor_id", where, order, "1")
+    merged = series_points("k.topic_id", "k.actor_id", "true", where, order, "1")
+    return (
+        f"SELECT o.* FROM ({own}) o WHERE NOT k.rollup"
+        f" UNION ALL SELECT m.* FROM ({merged}) m WHERE k.rollup"
+    )
 
 
 def _last(column: str) -> str:
