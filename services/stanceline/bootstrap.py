@@ -25,6 +25,7 @@ from stanceline.health import ProjectorHealth
 from stanceline.ops.migrate import migrate
 from stanceline.ops.publish import publish_lines
 from stanceline.projector.consumer import Projector, ensure_group
+from stanceline.projector.probes import probe_app
 from stanceline.readmodel.app import create_app
 from stanceline.resources import founding_example
 from stanceline.retry import Stopped, with_backoff
@@ -108,9 +109,24 @@ async def run_service(
     health = ProjectorHealth() if projector else None
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
+    side_servers: list[_Server] = []
     _on_signals(stop, lambda: setattr(server, "should_exit", True) if server else None)
     try:
-        if not await _migrated(engine, stop):
+        if health is not None and not api and settings.metrics_port is not None:
+            # Up before the migrations: a probe must be able to ask while Postgres is away.
+            probes = _Server(
+                uvicorn.Config(
+                    probe_app(health),
+                    host=settings.metrics_host,
+                    port=settings.metrics_port,
+                    log_level="warning",
+                    access_log=False,
+                )
+            )
+            side_servers.append(probes)
+            tasks.append(asyncio.create_task(probes.serve(), name="probes"))
+        if not await _migrated(engine, stop, health):
+            await _stop_all(stop, server, side_servers, tasks)
             return
         if projector:
             assert health is not None
@@ -129,20 +145,37 @@ async def run_service(
         await asyncio.wait(
             [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
         )
-        stop.set()
-        if server is not None:
-            server.should_exit = True
-        await asyncio.gather(*tasks)
+        await _stop_all(stop, server, side_servers, tasks)
     finally:
         await engine.dispose()
 
 
-async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
+async def _stop_all(
+    stop: asyncio.Event,
+    server: _Server | None,
+    side_servers: list[_Server],
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    stop.set()
+    for running in (server, *side_servers):
+        if running is not None:
+            running.should_exit = True
+    await asyncio.gather(*tasks)
+
+
+async def _migrated(
+    engine: AsyncEngine, stop: asyncio.Event, health: ProjectorHealth | None
+) -> bool:
     """Migrate once Postgres answers; False if asked to stop before it did.
 
     A replica that starts while Postgres restarts waits for it, as a running
     one does, instead of exiting and leaving its restart to a supervisor.
     """
+
+    def away(_exc: BaseException) -> None:
+        if health is not None:
+            health.store_ok = False
+
     try:
         await with_backoff(
             lambda: migrate(engine),
@@ -150,10 +183,13 @@ async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
             transient=is_transient,
             what="Postgres unavailable",
             log=log,
+            failed=away,
             stop=stop,
         )
     except Stopped:
         return False
+    if health is not None:
+        health.store_ok = True
     return True
 
 

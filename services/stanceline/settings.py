@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     reclaim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)
     admin_token: SecretStr | None = None
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="A standalone projector's /metrics, /healthz and /readyz port (unset: none).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Where that port listens (0.0.0.0 in a container)."
+    )
     embedded_redis_port: int = 6390
 
     def missing(self, *, database: bool = True, redis: bool = True) -> list[str]:

@@ -131,9 +131,14 @@ class Committer:
         finally:
             self.in_flight.difference_update(batch.entry_ids)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.observe_commit(batch.entry_ids)
         metrics.ENTRIES.labels("appended").inc(report.appended)
         metrics.ENTRIES.labels("duplicate").inc(report.duplicates)
         metrics.ENTRIES.labels("dead_lettered").inc(report.dead_lettered)
+        metrics.APPENDED.inc(report.appended)
+        metrics.DUPLICATES.inc(report.duplicates)
+        for reason, count in report.dead_letter_fields.items():
+            metrics.DEAD_LETTERS.labels(metrics.reason_label(reason)).inc(count)
         await self.ack(batch.entry_ids)
         return report
 

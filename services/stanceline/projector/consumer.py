@@ -36,7 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.health import ProjectorHealth
-from stanceline.projector import heartbeat
+from stanceline.projector import gauges, heartbeat, metrics
 from stanceline.projector.committer import Checked, Committer, StreamEntries
 from stanceline.projector.reclaim import Claimed, LastErrors, Reclaimer
 from stanceline.retry import Stopped, with_backoff
@@ -116,6 +116,7 @@ class Projector:
         """
         raw = message.raw_message
         ids = [i.decode() for i in raw["message_ids"]]
+        metrics.CONSUMED.labels("read").inc(len(ids))
         batch = Checked.of(list(zip(ids, raw["data"], strict=True)))
         self._in_flight.update(batch.entry_ids)
         await self._ahead.put(batch)
@@ -151,6 +152,9 @@ class Projector:
         self.health.running = True
         reclaimer = asyncio.create_task(self.reclaimer.run(self._stopping))
         beating = asyncio.create_task(self._keep_in_flight())
+        watching = asyncio.create_task(
+            gauges.watch_group(self.client, self.settings, self._stopping)
+        )
         try:
             await stop.wait()
         finally:
@@ -159,6 +163,7 @@ class Projector:
             await self.broker.stop()
             await self._drain(committers)
             await reclaimer
+            await watching
             await self._finish_own_pending()
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,6 +206,7 @@ class Projector:
                     ]
                     if not entries:
                         return
+                    metrics.CONSUMED.labels("read").inc(len(entries))
                     await self.handle(entries)
         except (TimeoutError, RedisError) as exc:
             log.warning("left entries pending at shutdown (%s); a reclaimer will take them", exc)

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from stanceline.health import ProjectorHealth
+from stanceline.projector import metrics
 from stanceline.projector.committer import Committer
 from stanceline.projector.entries import Entry, entry_bytes
 from stanceline.settings import Settings
@@ -101,6 +102,8 @@ class Reclaimer:
                 count=self.settings.batch_size,
             )
             entries = [(i.decode(), fields) for i, fields in claimed if i is not None]
+            metrics.RECLAIMED.inc(len(entries))
+            metrics.CONSUMED.labels("reclaimed").inc(len(entries))
             if entries:
                 retry, capped = await self.over_the_cap(entries)
                 if capped:

@@ -86,6 +86,7 @@ async def store_batch(
     report.appended = len(inserted)
     await dead_letters.record(conn, stream, _one_per_entry(dead))
     report.dead_lettered = len(dead)
+    report.dead_letter_fields.update(item.field for item in dead)
 
     new_facts = [facts[item.event.id] for item in keep if item.event.id in inserted]
     await _project(conn, new_facts, states)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,9 +47,12 @@ class BatchReport:
     appended: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    dead_letter_fields: Counter[str | None] = field(default_factory=Counter)
+    """Dead letters by the field their rejection names (None: the entry as a whole)."""
 
     def __iadd__(self, other: BatchReport) -> BatchReport:
         self.appended += other.appended
         self.duplicates += other.duplicates
         self.dead_lettered += other.dead_lettered
+        self.dead_letter_fields.update(other.dead_letter_fields)
         return self

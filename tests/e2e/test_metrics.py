@@ -1,0 +1,168 @@
+"""A standalone projector's own port: its counters after the founding example, and its probes.
+
+What the counters must say is read from what the projector did, independently of
+the metrics code: the rows in ``events`` and ``dead_letters``, and the lines
+published (every line is consumed once: appended, a duplicate, or dead-lettered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+import sqlalchemy as sa
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import founding_lines
+from stanceline.projector import gauges
+from stanceline.settings import Settings
+from support.running import eventually
+from support.service import STANCELINE, free_port
+
+
+def _env(settings: Settings, metrics_port: int) -> dict[str, str]:
+    return {
+        "STANCELINE_DATABASE_URL": settings.database_url or "",
+        "STANCELINE_REDIS_URL": settings.redis_url or "",
+        "STANCELINE_STREAM": settings.stream,
+        "STANCELINE_GROUP": settings.group,
+        "STANCELINE_METRICS_PORT": str(metrics_port),
+    }
+
+
+@asynccontextmanager
+async def _projector(settings: Settings, port: int, log: Path) -> AsyncIterator[str]:
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            str(STANCELINE),
+            "projector",
+            env={**os.environ, **_env(settings, port)},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 60)
+        assert code == 0, await asyncio.to_thread(log.read_text, errors="replace")
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def _status(http: httpx.AsyncClient, path: str) -> int:
+    try:
+        return (await http.get(path)).status_code
+    except httpx.TransportError:
+        return 0
+
+
+async def test_a_standalone_projector_counts_what_it_did_on_its_own_port(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    lines = founding_lines()
+    published = [*lines, lines[0], lines[-1], b"not json", b'{"specversion": "1.0"}']
+    port = free_port()
+    async with (
+        _projector(settings, port, tmp_path / "projector.log") as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        await eventually(lambda: _status(http, "/readyz"), lambda s: s == 200, within=60)
+        assert (await http.get("/healthz")).status_code == 200
+        for line in published:
+            await redis_client.xadd(settings.stream, {"event": line})
+
+        async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            return _samples((await http.get("/metrics")).text)
+
+        read = ("stanceline_stream_entries_consumed_total", (("source", "read"),))
+        committed = ("stanceline_projection_latency_seconds_count", ())
+        samples = await eventually(
+            counted,
+            lambda s: s.get(read) == len(published) and s.get(committed) == len(published),
+            within=30,
+        )
+
+    async with engine.connect() as conn:
+        stored = await conn.scalar(sa.text("SELECT count(*) FROM events"))
+        dead = dict(
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT coalesce(field, 'entry'), count(*) FROM dead_letters GROUP BY 1"
+                    )
+                )
+            ).all()
+        )
+    assert stored
+    assert dead
+    assert samples[("stanceline_events_appended_total", ())] == stored
+    assert samples[("stanceline_events_duplicate_total", ())] == (
+        len(published) - stored - sum(dead.values())
+    )
+    counted_dead = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "stanceline_dead_letters_total" and value
+    }
+    assert counted_dead == dead
+    assert samples[("stanceline_deliveries_reclaimed_total", ())] == 0
+    assert samples[("stanceline_projector_store_up", ())] == 1
+
+
+async def test_readyz_says_in_words_when_postgres_is_away(
+    settings: Settings, tmp_path: Path
+) -> None:
+    away = f"postgresql://stanceline:s3cret-pw@127.0.0.1:{free_port()}/nowhere"
+    port = free_port()
+    log = tmp_path / "projector.log"
+    async with (
+        _projector(settings.model_copy(update={"database_url": away}), port, log) as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        await eventually(lambda: _status(http, "/healthz"), lambda s: s == 200, within=60)
+        answer = await http.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.headers["retry-after"]
+        detail = answer.json()["detail"]
+        assert "not consuming" in detail or "Postgres" in detail
+        assert "s3cret-pw" not in answer.text
+        assert "127.0.0.1" not in answer.text
+
+
+async def test_the_group_gauges_read_pending_and_lag_from_redis(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    for n in range(5):
+        await redis_client.xadd(settings.stream, {"event": f"line {n}"})
+    await redis_client.xgroup_create(settings.stream, settings.group, id="0")
+    await redis_client.xreadgroup(settings.group, "someone", {settings.stream: ">"}, count=3)
+    await redis_client.xack(
+        settings.stream, settings.group, *await _first_id(redis_client, settings)
+    )
+
+    await gauges.refresh(redis_client, settings)
+
+    assert REGISTRY.get_sample_value("stanceline_consumer_group_pending") == 2
+    assert REGISTRY.get_sample_value("stanceline_consumer_group_lag") == 2
+
+
+async def _first_id(client: aioredis.Redis, settings: Settings) -> list[bytes]:
+    entries = await client.xrange(settings.stream, count=1)
+    return [entries[0][0]]
