@@ -45,6 +45,11 @@ from stanceline.store.records import Accepted, BatchReport, Rejected
 
 log = logging.getLogger(__name__)
 
+_FASTSTREAM_LOG = logging.getLogger("stanceline.faststream")
+"""FastStream's own lines, through our handlers: its warnings and errors, not its chatter
+(a line per batch at debug, one per subscriber task at info when it stops)."""
+_FASTSTREAM_LOG.setLevel(logging.WARNING)
+
 
 async def ensure_group(client: aioredis.Redis, stream: str, group: str) -> None:
     """Create the group at ``0`` so entries published before any projector ran count too."""
@@ -80,7 +85,9 @@ class Projector:
         self.health = health or ProjectorHealth()
         self.consumer = settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.client: aioredis.Redis = aioredis.Redis.from_url(redis_url)
-        self.broker = RedisBroker(redis_url, graceful_timeout=30.0, log_level=logging.DEBUG)
+        self.broker = RedisBroker(
+            redis_url, graceful_timeout=30.0, logger=_FASTSTREAM_LOG, log_level=logging.DEBUG
+        )
         self.broker.subscriber(
             stream=StreamSub(
                 settings.stream,
@@ -168,6 +175,7 @@ class Projector:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
+            await self._leave_group_if_done()
             await self.client.aclose()
 
     async def _drain(self, committers: list[asyncio.Task[None]], within: float = 30.0) -> None:
@@ -210,6 +218,24 @@ class Projector:
                     await self.handle(entries)
         except (TimeoutError, RedisError) as exc:
             log.warning("left entries pending at shutdown (%s); a reclaimer will take them", exc)
+
+    async def _leave_group_if_done(self) -> None:
+        """A clean stop with nothing pending takes this consumer out of the group.
+
+        Consumer names default to host-pid, so every restart would otherwise leave
+        one more idle consumer in ``XINFO CONSUMERS``. With entries still pending
+        it stays: deleting it would drop them from the pending list, and a
+        reclaimer must find them.
+        """
+        stream, group = self.settings.stream, self.settings.group
+        try:
+            held = await self.client.xpending_range(
+                stream, group, min="-", max="+", count=1, consumername=self.consumer
+            )
+            if not held:
+                await self.client.xgroup_delconsumer(stream, group, self.consumer)
+        except RedisError as exc:
+            log.warning("could not leave the consumer group cleanly (%s)", exc)
 
     async def _wait_for_redis(self, stop: asyncio.Event) -> None:
         """Join the group once Redis answers; return early if ``stop`` is set meanwhile."""
