@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.health import ProjectorHealth
-from stanceline.ops.migrate import migrate
+from stanceline.ops.migrate import SchemaNotCurrent, migrate, require_current
 from stanceline.ops.publish import publish_lines
 from stanceline.projector.consumer import Projector, ensure_group
 from stanceline.projector.probes import probe_app
@@ -125,7 +125,12 @@ async def run_service(
             )
             side_servers.append(probes)
             tasks.append(asyncio.create_task(probes.serve(), name="probes"))
-        if not await _migrated(engine, stop, health):
+        ready = (
+            await _migrated(engine, stop, health)
+            if projector
+            else await _schema_current(engine, stop)
+        )
+        if not ready:
             await _stop_all(stop, server, side_servers, tasks)
             return
         if projector:
@@ -190,6 +195,26 @@ async def _migrated(
         return False
     if health is not None:
         health.store_ok = True
+    return True
+
+
+async def _schema_current(engine: AsyncEngine, stop: asyncio.Event) -> bool:
+    """The API alone runs no DDL (it may run as a read-only role): it waits for Postgres,
+    then checks that someone migrated to this release; False if asked to stop first."""
+    try:
+        await with_backoff(
+            lambda: require_current(engine),
+            on=Exception,
+            transient=is_transient,
+            what="Postgres unavailable",
+            log=log,
+            stop=stop,
+        )
+    except Stopped:
+        return False
+    except SchemaNotCurrent as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
     return True
 
 
