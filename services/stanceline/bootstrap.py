@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline import telemetry
 from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.health import ProjectorHealth
 from stanceline.ops.migrate import SchemaNotCurrent, migrate, require_current
@@ -104,6 +105,9 @@ async def run_service(
     demo: bool = False,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
+    tracing = telemetry.configure(
+        "stanceline" if api and projector else "stanceline-api" if api else "stanceline-projector"
+    )
     engine = create_engine(servers.database_url)
     stop = asyncio.Event()
     health = ProjectorHealth() if projector else None
@@ -153,6 +157,7 @@ async def run_service(
         await _stop_all(stop, server, side_servers, tasks)
     finally:
         await engine.dispose()
+        telemetry.shutdown(tracing)
 
 
 async def _stop_all(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from opentelemetry import trace
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +30,7 @@ from stanceline.store.errors import StoreUnavailable
 from stanceline.store.records import Accepted, BatchReport, Rejected
 
 log = logging.getLogger(__name__)
+_TRACER = trace.get_tracer(__name__)
 
 StreamEntries = Sequence[tuple[str, dict[bytes, bytes] | None]]
 """Entries as Redis hands them over: id and fields, or ``None`` for a trimmed entry."""
@@ -122,14 +124,25 @@ class Committer:
 
     async def finish(self, batch: Checked) -> BatchReport:
         started = time.perf_counter()
-        try:
-            report = await self.commit(batch.items)
-        except Exception as exc:
-            # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
-            await self._remember_error(batch.entry_ids, exc)
-            raise
-        finally:
-            self.in_flight.difference_update(batch.entry_ids)
+        with _TRACER.start_as_current_span(
+            "stanceline.commit",
+            attributes={
+                "messaging.batch.message_count": len(batch.entry_ids),
+                "stanceline.first_entry_id": batch.entry_ids[0] if batch.entry_ids else "",
+                "stanceline.last_entry_id": batch.entry_ids[-1] if batch.entry_ids else "",
+            },
+        ) as span:
+            try:
+                report = await self.commit(batch.items)
+            except Exception as exc:
+                # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
+                await self._remember_error(batch.entry_ids, exc)
+                raise
+            finally:
+                self.in_flight.difference_update(batch.entry_ids)
+            span.set_attribute("stanceline.appended", report.appended)
+            span.set_attribute("stanceline.duplicates", report.duplicates)
+            span.set_attribute("stanceline.dead_lettered", report.dead_lettered)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.observe_commit(batch.entry_ids)
         metrics.ENTRIES.labels("appended").inc(report.appended)

@@ -32,9 +32,11 @@ from faststream import Context
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline import telemetry
 from stanceline.health import ProjectorHealth
 from stanceline.projector import gauges, heartbeat, metrics
 from stanceline.projector.committer import Checked, Committer, StreamEntries
@@ -86,7 +88,11 @@ class Projector:
         self.consumer = settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.client: aioredis.Redis = aioredis.Redis.from_url(redis_url)
         self.broker = RedisBroker(
-            redis_url, graceful_timeout=30.0, logger=_FASTSTREAM_LOG, log_level=logging.DEBUG
+            redis_url,
+            graceful_timeout=30.0,
+            logger=_FASTSTREAM_LOG,
+            log_level=logging.DEBUG,
+            middlewares=(RedisTelemetryMiddleware(),) if telemetry.enabled() else (),
         )
         self.broker.subscriber(
             stream=StreamSub(
