@@ -4,6 +4,7 @@ codes, its ``--json`` documents on stdout, against real Postgres and Redis."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import founding_lines
+from conftest import FOUNDING, founding_lines
 from stanceline.projector import pipeline
 from stanceline.projector.entries import Entry
 from stanceline.settings import Settings
@@ -34,6 +35,7 @@ class Run:
     code: int
     stdout: str
     stderr: str
+    out: bytes = b""  # stdout as it came, for bytes that must arrive exactly
 
     def json(self) -> Any:
         assert self.code == 0, self.stderr
@@ -62,7 +64,7 @@ async def stanceline(env: dict[str, str], *args: str, answer: bytes | None = Non
     )
     out, err = await asyncio.wait_for(process.communicate(answer), 120)
     assert "Traceback" not in err.decode(), err.decode()
-    return Run(process.returncode or 0, out.decode(), err.decode())
+    return Run(process.returncode or 0, out.decode(errors="replace"), err.decode(), out)
 
 
 async def publish(client: aioredis.Redis, stream: str, lines: list[bytes]) -> list[str]:
@@ -257,3 +259,140 @@ async def test_every_operator_command_has_help() -> None:
         assert run.code == 0, (command, run.stderr)
         assert "Usage" in run.stdout, command
     assert "lag" in runs[2].stdout
+
+
+# --- answers on stdout, whole (issue 14) ---------------------------------------------------
+
+LONG_ENTRY = "1796529584586-123456789"
+NARROW = {"COLUMNS": "80"}  # what rich assumes off a terminal: the width tables were cut at
+
+
+async def test_human_answers_go_to_stdout_whole_when_piped(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis
+) -> None:
+    broken = statement("cli-out", "cli.out", "us.dod", ARMS, "supportive", "2024-12-01T00:00:00Z")
+    await pipeline.commit(
+        engine, [Entry(LONG_ENTRY, raw(broken)), Entry("2-0", b"not json")], stream=settings.stream
+    )
+    await publish(redis_client, settings.stream, founding_lines()[:2])
+    env = {**environment(settings), **NARROW}
+
+    listed = await stanceline(env, "dlq", "list")
+    status = await stanceline(env, "status")
+
+    for run in (listed, status):
+        assert (run.code, run.stderr) == (0, ""), run.stderr
+        cut = [line for line in run.stdout.splitlines() if "…" in line and " … " not in line]
+        assert not cut, run.stdout  # (" … " is the status's range of entry ids)
+    assert LONG_ENTRY in listed.stdout
+    assert "data.stance" in listed.stdout
+    assert "2 of 2 shown" in listed.stdout
+    assert settings.group in status.stdout
+    assert settings.stream in status.stdout
+    assert "dead letters: 2" in status.stdout
+
+
+async def test_dlq_show_previews_a_large_payload_and_raw_or_json_give_it_whole(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    big = b'{"event": "' + "é".encode() * (1024 * 1024) + b'"}'  # 2 MiB, UTF-8
+    hostile = b"\x1b[2J\x1b]0;owned\x07 \xff not UTF-8"
+    await pipeline.commit(
+        engine, [Entry("1-0", big), Entry("2-0", hostile)], stream=settings.stream
+    )
+    env = {**environment(settings), **NARROW}
+    ids = [d["id"] for d in (await stanceline(env, "dlq", "list", "--json")).json()["dead_letters"]]
+
+    shown = await stanceline(env, "dlq", "show", str(ids[0]))
+    raw = await stanceline(env, "dlq", "show", str(ids[0]), "--raw")
+    whole = (await stanceline(env, "dlq", "show", str(ids[0]), "--json")).json()
+    escaped = await stanceline(env, "dlq", "show", str(ids[1]))
+    both = await stanceline(env, "dlq", "show", str(ids[0]), "--raw", "--json")
+
+    assert (shown.code, shown.stderr) == (0, "")
+    assert len(shown.out) < 8 * 1024
+    assert "stream_entry_id: 1-0" in shown.stdout
+    assert f"raw: {len(big)} bytes" in shown.stdout
+    assert "é" * 1000 in shown.stdout
+    left = len(big) - 4095  # 4 KiB, cut before the character that would not fit whole
+    assert f"{left} more bytes not shown" in shown.stdout
+    assert "--raw" in shown.stdout
+    assert (raw.code, raw.out) == (0, big)
+    assert base64.b64decode(whole["raw_base64"]) == big
+    assert escaped.code == 0
+    assert "\\x1b[2J\\x1b]0;owned\\x07 \\xff not UTF-8" in escaped.stdout
+    assert b"\x1b" not in escaped.out
+    assert both.code == 2
+
+
+async def test_status_reports_the_configured_group_missing_with_the_whole_stream_as_lag(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    ids = await publish(redis_client, settings.stream, founding_lines()[:3])
+    env = environment(settings)
+
+    report = (await stanceline(env, "status", "--json")).json()
+    human = await stanceline(env, "status")
+
+    (group,) = report["stream"]["groups"]
+    assert group["name"] == settings.group
+    assert (group["exists"], group["last_delivered_id"]) == (False, None)
+    assert (group["lag_entries"], group["pending"], group["consumers"]) == (3, 0, [])
+    assert group["lag_seconds"] >= 0
+    assert report["stream"]["first_entry_id"] == ids[0]
+    assert human.code == 0
+    assert f"group {settings.group} does not exist yet" in human.stdout
+    assert "reads all 3 entries" in human.stdout
+
+
+# Every command that runs once and ends, with each server it needs unreachable in turn.
+NEEDS = {
+    ("migrate",): "postgres",
+    ("publish", str(FOUNDING)): "redis",
+    ("replay", "--from", "-"): "both",
+    ("replay", "--group", "g", "--from", "0"): "redis",
+    ("rebuild",): "postgres",
+    ("status",): "both",
+    ("status", "--json"): "both",
+    ("dlq", "list"): "postgres",
+    ("dlq", "show", "1"): "postgres",
+    ("dlq", "redrive", "--all"): "postgres",
+    ("dlq", "purge", "--before", "2999-01-01", "--yes"): "postgres",
+}
+UNREACHABLE = {
+    "redis": (
+        "STANCELINE_REDIS_URL",
+        "redis://127.0.0.1:1/0",
+        "cannot reach Redis at redis://127.0.0.1:1/0: ",
+    ),
+    "postgres": (
+        "STANCELINE_DATABASE_URL",
+        "postgresql://u:pw@127.0.0.1:1/x",
+        "cannot reach Postgres at postgresql://u:***@127.0.0.1:1/x: ",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "server"),
+    [
+        pytest.param(
+            args, server, id=f"{' '.join(args[:2]).replace(str(FOUNDING), 'FILE')}-{server}"
+        )
+        for args, needs in NEEDS.items()
+        for server in ("redis", "postgres")
+        if needs in (server, "both")
+    ],
+)
+async def test_a_command_fails_in_one_line_when_a_server_is_unreachable(
+    settings: Settings, args: tuple[str, ...], server: str
+) -> None:
+    variable, url, message = UNREACHABLE[server]
+    env = {**environment(settings), **NARROW, variable: url}
+
+    run = await stanceline(env, *args)
+
+    assert (run.code, run.stdout) == (1, ""), run.stderr
+    assert run.stderr.startswith("error: " + message), run.stderr
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert "pw" not in run.stderr

@@ -108,6 +108,10 @@ async def test_up_demo_on_embedded_servers_and_restart_keeps_data(tmp_path: Path
             assert stances["ru.mod"] == "support"
             assert stances["us.dod"] != "support"
             assert stances["us.nsc"] != "support"
+            # The venv's own redis-cli, whole on one line (absolute: run outside the clone).
+            redis_cli = STANCELINE.parent.resolve() / "redis-cli"
+            port = env["STANCELINE_EMBEDDED_REDIS_PORT"]
+            assert f"publish: {redis_cli} -p {port} XADD" in service.output()
             assert await stop(service) == 0
         assert not _servers_under(data_dir), "embedded servers outlived stanceline"
 

@@ -450,7 +450,7 @@ async def test_status_lag_is_what_was_published_but_not_consumed(
     assert (group.name, group.lag_entries, group.pending) == (settings.group, 3, 0)
     age = (datetime.now(UTC).timestamp() * 1000 - int(waiting[0].split("-")[0])) / 1000
     assert 0 <= group.lag_seconds <= age + 1
-    assert [c.name for c in group.consumers] == [settings.consumer]
+    assert group.consumers == []  # a clean stop with nothing pending left the group (2a96df0)
     assert (report.store.events, report.store.last_position) == (5, 5)
     assert report.dead_letters.model_dump() == {"total": 1, "by_reason": {"entry": 1}}
     projection = report.projection
@@ -503,3 +503,34 @@ async def test_status_of_a_missing_stream_and_a_rebuilt_projection(
     assert projection.version == f"{projection.revision}+rebuilt.20260102T030405Z"
     assert (projection.rebuilt_events, projection.rebuilt_seconds) == (42, 1.5)
     assert json.loads(report.model_dump_json())["projection"]["rebuilt_events"] == 42
+
+
+async def test_status_reports_the_configured_group_before_it_exists(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis
+) -> None:
+    nothing = await status.status(engine, redis_client, settings.stream, group=settings.group)
+    (before_stream,) = nothing.stream.groups
+    assert (before_stream.name, before_stream.exists, before_stream.lag_entries) == (
+        settings.group,
+        False,
+        0,
+    )
+
+    ids = await publish(redis_client, settings.stream, founding_lines()[:4])
+    waiting = await status.status(engine, redis_client, settings.stream, group=settings.group)
+
+    (missing,) = waiting.stream.groups
+    assert (missing.name, missing.exists, missing.last_delivered_id) == (
+        settings.group,
+        False,
+        None,
+    )
+    assert (missing.lag_entries, missing.pending, missing.consumers) == (4, 0, [])
+    age = (datetime.now(UTC).timestamp() * 1000 - int(ids[0].split("-")[0])) / 1000
+    assert 0 <= missing.lag_seconds <= age + 1
+
+    async with projector_running(settings, engine):
+        await eventually(lambda: consumed(redis_client, settings, ids[-1]), bool)
+    created = await status.status(engine, redis_client, settings.stream, group=settings.group)
+    (group,) = created.stream.groups
+    assert (group.exists, group.last_delivered_id, group.lag_entries) == (True, ids[-1], 0)

@@ -1,18 +1,24 @@
-"""What every command shares: the typer app, the console, settings, exits and output.
+"""What every command shares: the typer app, the consoles, settings, exits and output.
 
-Operator commands print human text and progress on stderr, and with ``--json``
-one JSON document on stdout. A failure ends with a one-line message and a
-non-zero exit: 1 when the work failed or a server is unreachable, 2 for a bad
-option or a missing setting.
+A command's answer goes to stdout: human text and tables (``results()``), or with
+``--json`` one JSON document. Progress, prompts, warnings and errors go to stderr
+(``console``). A failure ends with a one-line message and a non-zero exit: 1 when
+the work failed or a server is unreachable, 2 for a bad option or a missing
+setting. That holds for every command, not only those that call ``run_or_exit``:
+the root command turns the same expected failures into the same one line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import redis.asyncio as aioredis
@@ -24,6 +30,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,6 +43,8 @@ from rich.prompt import Confirm
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from stanceline.ops import rebuild as rebuilding
 from stanceline.ops import replay as replaying
@@ -44,12 +53,50 @@ from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 from stanceline.store.errors import StoreUnavailable, is_transient
 
+
+class _Commands(TyperGroup):
+    """The root command. An expected failure that escapes a subcommand (a server that
+    does not answer, a file that cannot be read) ends as one line on stderr and exit 1,
+    like the failures ``run_or_exit`` catches; anything else is a bug, and keeps its
+    traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException, EOFError):
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # typer's own handling: a reader that went away (`| head`)
+            try:
+                settings: Settings | None = Settings()
+            except Exception:
+                settings = None
+            line = failure_line(exc, settings)
+            if line is None:
+                raise
+            fail(line)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="stanceline: event-sourced stance tracking.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+"""Progress, prompts, warnings and errors: stderr."""
+_UNBOUNDED = 1_000_000
+
+
+def results() -> Console:
+    """Where a command's human answer goes: stdout. On a terminal, as wide as it is
+    (ids fold onto a second line rather than being cut); anywhere else (``| less``,
+    ``> file``) nothing is wrapped or cut, whatever ``COLUMNS`` or the terminal says."""
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(highlight=False, width=_UNBOUNDED)
+
 
 Host = Annotated[str, typer.Option(help="Interface for the HTTP API.")]
 Port = Annotated[int, typer.Option(help="Port for the HTTP API.")]
@@ -89,7 +136,8 @@ def moment_option(value: str) -> datetime:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[red]error:[/] {message}", highlight=False)
+    """One line on stderr, never wrapped (a URL in it stays whole), then exit."""
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -108,6 +156,21 @@ def shown_url(url: str | None) -> str:
         return "(unparseable URL)"
 
 
+def command_path(program: Path) -> str:
+    """How to type a program stanceline ships, as short as it goes: the copy in the running
+    interpreter's scripts directory if it has one (``.venv/bin/redis-cli``), relative to the
+    working directory when below it, absolute otherwise."""
+    beside = Path(sys.executable).parent / program.name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        program = beside
+    directory = program.parent.resolve()
+    try:
+        relative = directory.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return str(directory / program.name)
+    return str(relative / program.name) if relative.parts else f"./{program.name}"
+
+
 def run_async(work: Coroutine[Any, Any, T]) -> T:
     """Every command's event loop: uvloop's, whose round trips cost a fraction of asyncio's
     own. The projector and the API make thousands of them a second."""
@@ -120,23 +183,55 @@ def run_or_exit(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         return run_async(work)
     except KeyboardInterrupt:
         fail("interrupted; running the command again is safe", 130)
-    except (replaying.ReplayError, stats.SchemaNotReady, rebuilding.RebuildRunning) as exc:
-        fail(str(exc))
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        fail(f"cannot reach Redis at {shown_url(settings.redis_url)}: {exc}")
-    except RedisError as exc:
-        fail(f"Redis answered: {exc}")
     except Exception as exc:
-        if isinstance(exc, StoreUnavailable) or is_transient(exc):
-            fail(f"cannot reach Postgres at {shown_url(settings.database_url)}: {first_line(exc)}")
-        if isinstance(exc, DBAPIError):
-            fail(f"Postgres answered: {first_line(exc.orig or exc)}")
-        raise
+        line = failure_line(exc, settings)
+        if line is None:
+            raise
+        fail(line)
+
+
+def failure_line(exc: BaseException, settings: Settings | None) -> str | None:
+    """The one line that says what went wrong, or None for a bug (not an expected failure).
+
+    Redis errors come wrapped by redis-py; Postgres ones come as SQLAlchemy's, or as the
+    driver's own ``OSError`` when the connection is refused, which is told apart from any
+    other ``OSError`` (a file, a port) by where it was raised.
+    """
+    notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+    if isinstance(exc, replaying.ReplayError | stats.SchemaNotReady | rebuilding.RebuildRunning):
+        return str(exc) + notes
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        url = shown_url(settings.redis_url if settings else None)
+        return f"cannot reach Redis at {url}: {_one_line(str(exc))}{notes}"
+    if isinstance(exc, RedisError):
+        return f"Redis answered: {_one_line(str(exc))}{notes}"
+    if isinstance(exc, StoreUnavailable) or (
+        is_transient(exc) and (isinstance(exc, DBAPIError) or _raised_by_postgres(exc))
+    ):
+        url = shown_url(settings.database_url if settings else None)
+        return f"cannot reach Postgres at {url}: {first_line(exc)}{notes}"
+    if isinstance(exc, DBAPIError):
+        return f"Postgres answered: {first_line(exc.orig or exc)}{notes}"
+    if isinstance(exc, OSError):
+        return first_line(exc) + notes
+    return None
+
+
+_POSTGRES_CODE = ("/asyncpg/", "/sqlalchemy/", "/alembic/")
+
+
+def _raised_by_postgres(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any(part in frame.filename for frame in frames for part in _POSTGRES_CODE)
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    return f"{type(exc).__name__}: {_one_line(str(exc))}"
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 @asynccontextmanager

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import sys
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
 
 from stanceline.cli.common import (
     DryRun,
     Json,
     app,
     confirmed,
-    console,
     emit,
     engine_for,
     fail,
     moment_option,
     progress_bar,
     required_settings,
+    results,
     run_or_exit,
 )
 from stanceline.ops import dlq as actions
@@ -36,6 +41,8 @@ dlq = typer.Typer(
 )
 app.add_typer(dlq, name="dlq", rich_help_panel="Operating")
 Reason = Annotated[str | None, typer.Option(help="Only this reason (or dotted prefix).")]
+PREVIEW_BYTES = 4096
+"""How much of a dead letter's raw bytes `dlq show` prints; --raw and --json carry all."""
 
 
 @dlq.command("list")
@@ -63,27 +70,47 @@ def dlq_list(
     if json_output:
         emit(page)
         return
-    table = Table("id", "entry", "reason", "times", "last seen", "detail")
+    out = results()
+    table = Table(
+        Column("id", justify="right", no_wrap=True),
+        Column("entry", overflow="fold"),
+        Column("reason", overflow="fold"),
+        Column("times", justify="right"),
+        Column("last seen", no_wrap=True),
+        "detail",
+    )
     for d in page.dead_letters:
         table.add_row(
             str(d.id),
-            d.stream_entry_id or "",
-            d.reason_key,
+            escape(d.stream_entry_id or ""),
+            escape(d.reason_key),
             str(d.delivery_count),
             f"{d.last_seen:%Y-%m-%d %H:%M:%S}",
-            d.reason[:100],
+            escape(d.reason[:100]),
         )
-    console.print(table)
-    more = f"; more after id {page.next_after}" if page.next_after else ""
-    console.print(f"{len(page.dead_letters)} of {page.total} shown{more}")
+    out.print(table)
+    more = (
+        f"; more after id {page.next_after} (--after {page.next_after})" if page.next_after else ""
+    )
+    out.print(f"{len(page.dead_letters)} of {page.total} shown{more}", markup=False)
 
 
 @dlq.command("show")
 def dlq_show(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID", min=1, help="From `dlq list`.")],
+    raw_output: Annotated[
+        bool,
+        typer.Option("--raw", help="Write only the raw bytes, exactly as they arrived, on stdout."),
+    ] = False,
     json_output: Json = False,
 ) -> None:
-    """One dead letter with its raw bytes."""
+    """One dead letter, with a preview of its raw bytes (the first 4 KiB).
+
+    --raw writes all the raw bytes, exactly, on stdout (`> entry.bin`); --json carries
+    them whole too (raw_base64, and raw_text when they are UTF-8).
+    """
+    if raw_output and json_output:
+        raise typer.BadParameter("give --raw or --json, not both", param_hint="--raw")
     settings = required_settings(redis=False)
 
     async def run() -> dead_letters.DeadLetterDetail | None:
@@ -96,11 +123,59 @@ def dlq_show(
     if json_output:
         emit(found)
         return
+    raw = base64.b64decode(found.raw_base64)
+    if raw_output:
+        _write_all(raw)
+        return
+    out = results()
     for key, value in found.model_dump(exclude={"raw_text", "raw_base64"}).items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
-    raw = found.raw_text if found.raw_text is not None else f"(not UTF-8) {found.raw_base64}"
-    console.print("[bold]raw[/]:", end=" ")
-    console.print(raw, highlight=False, markup=False)
+        out.print(Text.assemble((key, "bold"), f": {_visible(str(value))}"), soft_wrap=True)
+    utf8 = found.raw_text is not None
+    shown = _preview(raw, utf8=utf8)
+    kind = "UTF-8 text" if utf8 else "not UTF-8 (invalid bytes shown as \\xNN)"
+    out.print(Text.assemble(("raw", "bold"), f": {len(raw)} bytes, {kind}"), soft_wrap=True)
+    out.print(Text(_visible(shown.decode("utf-8", "backslashreplace"))), soft_wrap=True)
+    left = len(raw) - len(shown)
+    if left:
+        out.print(
+            f"… {left} more bytes not shown (the first {len(shown)} of {len(raw)} are): "
+            f"`stanceline dlq show {dead_letter_id} --raw` writes them all, exactly, on "
+            "stdout; --json carries them whole",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _write_all(data: bytes) -> None:
+    """Every byte on stdout. Unbuffered (``python -u``, PYTHONUNBUFFERED), stdout is a bare
+    file whose write may take only part of a large buffer, and says how much it took."""
+    sys.stdout.flush()
+    stream = sys.stdout.buffer
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        view = view[written if written is not None else 0 :]
+    stream.flush()
+
+
+def _preview(raw: bytes, *, utf8: bool) -> bytes:
+    """The first PREVIEW_BYTES, cut before a character that would not fit whole."""
+    cut = min(len(raw), PREVIEW_BYTES)
+    if utf8:
+        while 0 < cut < len(raw) and raw[cut] & 0xC0 == 0x80:  # a continuation byte
+            cut -= 1
+    return raw[:cut]
+
+
+def _visible(text: str) -> str:
+    """Control characters (an escape sequence in a hostile entry) as escapes, not as
+    commands to the operator's terminal; new lines and tabs stay."""
+    return "".join(
+        c
+        if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf")
+        else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
 
 
 @dlq.command("redrive")
@@ -136,14 +211,16 @@ def dlq_redrive(
     if json_output:
         emit(report)
         return
+    out = results()
     would = "would be " if dry_run else ""
-    console.print(
+    out.print(
         f"{report.selected} dead letters: {report.projected} {would}projected, "
         f"{report.removed} {would}removed, {report.still_failing} still failing, "
-        f"{report.skipped} skipped (no stream entry or no event bytes)"
+        f"{report.skipped} skipped (no stream entry or no event bytes)",
+        markup=False,
     )
     if report.missing:
-        console.print(f"not found (already redriven or purged?): {report.missing}")
+        out.print(f"not found (already redriven or purged?): {report.missing}", markup=False)
 
 
 @dlq.command("purge")
@@ -190,6 +267,6 @@ def dlq_purge(
             }
         )
     elif dry_run:
-        console.print(f"would delete {matched} dead letters")
+        results().print(f"would delete {matched} dead letters")
     else:
-        console.print(f"deleted {purged} dead letters")
+        results().print(f"deleted {purged} dead letters")

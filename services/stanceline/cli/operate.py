@@ -8,20 +8,20 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from stanceline.cli.common import (
     DryRun,
     Json,
     StreamName,
     app,
-    console,
     emit,
     engine_for,
     entry_id_option,
     progress_bar,
     redis_for,
     required_settings,
+    results,
     run_or_exit,
 )
 from stanceline.ops import rebuild as rebuilding
@@ -79,6 +79,7 @@ def replay(
             result = run_or_exit(
                 settings, _replay(settings, name, start, end or "+", dry_run, progress)
             )
+    out = results()
     if json_output:
         emit(result)
     elif isinstance(result, replaying.GroupReport):
@@ -86,13 +87,17 @@ def replay(
         if not result.existed:
             verb = "would create" if dry_run else "created"
         was = f" (was at {result.previous_position})" if result.existed else ""
-        console.print(f"{verb} group {result.group} on {result.stream} at {result.position}{was}")
+        out.print(
+            f"{verb} group {result.group} on {result.stream} at {result.position}{was}",
+            markup=False,
+        )
     elif isinstance(result, replaying.ReplayReport):
         would = "would be " if dry_run else ""
-        console.print(
+        out.print(
             f"{result.entries} entries from {result.stream}: {result.new} {would}new, "
             f"{result.duplicates} {would}duplicates, {result.dead_lettered} {would}dead-lettered, "
-            f"{result.already_dead_lettered} already dead-lettered (skipped)"
+            f"{result.already_dead_lettered} already dead-lettered (skipped)",
+            markup=False,
         )
 
 
@@ -150,15 +155,17 @@ def rebuild(dry_run: DryRun = False, json_output: Json = False) -> None:
     if json_output:
         emit(document)
         return
+    out = results()
     done = "rebuilt (swapped in)" if report.swapped else "built aside (nothing swapped)"
-    console.print(
+    out.print(
         f"{done}: {report.events} events in {report.seconds:.2f}s "
         f"({report.events_per_second:,.0f} events/s)"
     )
     if report.differences is not None:
         differing = {t: n for t, n in report.differences.items() if n}
-        console.print(
-            f"rows differing from the live tables: {differing}" if differing else "no differences"
+        out.print(
+            f"rows differing from the live tables: {differing}" if differing else "no differences",
+            markup=False,
         )
 
 
@@ -174,40 +181,61 @@ def status(stream: StreamName = None, json_output: Json = False) -> None:
 
     async def run() -> stats.Status:
         async with engine_for(settings) as engine, redis_for(settings) as client:
-            return await stats.status(engine, client, stream or settings.stream)
+            return await stats.status(
+                engine, client, stream or settings.stream, group=settings.group
+            )
 
     result = run_or_exit(settings, run())
     if json_output:
         emit(result)
         return
+    show_status(result)
+
+
+def show_status(result: stats.Status) -> None:
+    """The status as an operator reads it, on stdout; every id and name whole."""
+    out = results()
     s = result.stream
-    console.print(
+    out.print(
         f"stream [bold]{escape(s.name)}[/]: {s.length} entries"
         + (f", {s.first_entry_id} … {s.last_entry_id}" if s.last_entry_id else "")
         + ("" if s.exists else " (does not exist)")
     )
-    table = Table("group", "consumer", "pending", "idle s", "lag", "lag s", "last delivered")
+    table = Table(
+        Column("group", overflow="fold"),
+        Column("consumer", overflow="fold"),
+        Column("pending", justify="right"),
+        Column("idle s", justify="right"),
+        Column("lag", justify="right"),
+        Column("lag s", justify="right"),
+        Column("last delivered", overflow="fold"),
+    )
     if not s.groups:
         table = Table("no consumer groups")
     for g in s.groups:
         table.add_row(
-            g.name,
-            "",
+            escape(g.name),
+            "" if g.exists else "[yellow]not created yet[/]",
             str(g.pending),
             "",
             str(g.lag_entries),
             f"{g.lag_seconds:.1f}",
-            g.last_delivered_id,
+            g.last_delivered_id or "-",
         )
         for c in g.consumers:
-            table.add_row("", c.name, str(c.pending), f"{c.idle_seconds:.1f}", "", "", "")
-    console.print(table)
-    console.print(
-        f"events stored: {result.store.events} (last position {result.store.last_position})"
-    )
+            table.add_row("", escape(c.name), str(c.pending), f"{c.idle_seconds:.1f}", "", "", "")
+    out.print(table)
+    for g in s.groups:
+        if not g.exists:
+            out.print(
+                f"group {escape(g.name)} does not exist yet: the first projector creates it at "
+                f"0 and then reads all {g.lag_entries} entries",
+            )
+    out.print(f"events stored: {result.store.events} (last position {result.store.last_position})")
     reasons = ", ".join(f"{k}: {v}" for k, v in result.dead_letters.by_reason.items())
-    console.print(
-        f"dead letters: {result.dead_letters.total}" + (f" ({reasons})" if reasons else "")
+    out.print(
+        f"dead letters: {result.dead_letters.total}" + (f" ({reasons})" if reasons else ""),
+        markup=False,
     )
     p = result.projection
     rebuilt = (
@@ -216,7 +244,7 @@ def status(stream: StreamName = None, json_output: Json = False) -> None:
         if p.rebuilt_at
         else "never rebuilt"
     )
-    console.print(f"projection {p.version}: revision {p.revision} (head {p.head}), {rebuilt}")
+    out.print(f"projection {p.version}: revision {p.revision} (head {p.head}), {rebuilt}")
 
 
 # --- dead letters -----------------------------------------------------------------------------

@@ -47,10 +47,13 @@ def up(
             "us-arms-strikes-inside-russia/history?include_descendants=true'"
         )
         if servers.redis_cli:
+            from stanceline.cli.common import command_path  # the short .venv/bin/redis-cli
+
             port_ = servers.redis_url.rsplit(":", 1)[1].split("/")[0]
             console.print(
-                f"  publish: {servers.redis_cli} -p {port_} XADD {settings.stream} "
-                "'*' event '<a v1 event as JSON>'"
+                f"  publish: {command_path(servers.redis_cli)} -p {port_} XADD {settings.stream} "
+                "'*' event '<a v1 event as JSON>'",
+                soft_wrap=True,  # one line, to copy whole
             )
         if servers.embedded:
             console.print(f"  data: {settings.data_dir.resolve()}")
@@ -127,6 +130,9 @@ def api(
         if not settings.database_url:
             raise typer.BadParameter("set STANCELINE_DATABASE_URL")
         # uvicorn supervises the workers (and their signals); each builds its own app.
+        # uvloop and httptools (both dependencies) are named so a missing one is an
+        # error rather than a quiet fall back to the slower pure-Python ones; no access
+        # log (it would cost a log record per request, then be dropped at "warning").
         uvicorn.run(
             "stanceline.readmodel.app:from_environment",
             factory=True,
@@ -134,6 +140,9 @@ def api(
             port=port,
             workers=workers,
             log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
         )
         return
     servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)

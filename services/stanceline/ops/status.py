@@ -6,6 +6,10 @@ last-delivered id (Redis 7's own ``lag`` when it reports one; counted with
 the oldest of them by the Redis clock (an entry id's first part is the
 millisecond Redis stored it). Entries handed out but not acknowledged yet are
 *pending*, reported beside it, never counted as lag.
+
+The configured group (``STANCELINE_GROUP``) is always reported: before any
+projector has created it, as missing, with the whole stream as its lag (a
+projector creates it at ``0`` and then reads every entry).
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ class Consumer(BaseModel):
 
 class Group(BaseModel):
     name: str
-    last_delivered_id: str
+    exists: bool = Field(
+        True,
+        description="false: the configured group has not been created yet (no projector has "
+        "started); its lag is then the whole stream, which a projector will read from 0.",
+    )
+    last_delivered_id: str | None = Field(description="null: the group does not exist yet.")
     consumers: list[Consumer]
     pending: int = Field(description="Delivered to a consumer, not acknowledged yet.")
     oldest_pending_seconds: float | None
@@ -86,8 +95,11 @@ class SchemaNotReady(Exception):
     """The database is not at the revision this code expects."""
 
 
-async def status(engine: AsyncEngine, client: aioredis.Redis, stream: str) -> Status:
-    stream_status = await stream_info(client, stream)
+async def status(
+    engine: AsyncEngine, client: aioredis.Redis, stream: str, group: str | None = None
+) -> Status:
+    """``group``: the configured consumer group, reported even before it exists."""
+    stream_status = await stream_info(client, stream, group)
     async with reading(engine) as conn:
         by_reason = await counts_by_reason(conn)
         return Status(
@@ -99,24 +111,32 @@ async def status(engine: AsyncEngine, client: aioredis.Redis, stream: str) -> St
         )
 
 
-async def stream_info(client: aioredis.Redis, stream: str) -> StreamStatus:
+async def stream_info(
+    client: aioredis.Redis, stream: str, group: str | None = None
+) -> StreamStatus:
+    """The stream and its groups; ``group``, if it does not exist, as a missing one."""
     try:
         info = await client.xinfo_stream(stream)
     except ResponseError as exc:
         if "no such key" not in str(exc).lower():
             raise
         return StreamStatus(
-            name=stream, exists=False, length=0, first_entry_id=None, last_entry_id=None, groups=[]
+            name=stream,
+            exists=False,
+            length=0,
+            first_entry_id=None,
+            last_entry_id=None,
+            groups=[] if group is None else [_missing_group(group, 0, 0.0)],
         )
     first, last = _entry_id(info.get("first-entry")), _entry_id(info.get("last-entry"))
     length = int(info["length"])
     seconds, micros = await client.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     groups = []
-    for group in await client.xinfo_groups(stream):
-        name = _text(group["name"])
-        delivered = _text(group["last-delivered-id"])
-        reported = group.get("lag")  # Redis 7 and later, when it can tell
+    for found in await client.xinfo_groups(stream):
+        name = _text(found["name"])
+        delivered = _text(found["last-delivered-id"])
+        reported = found.get("lag")  # Redis 7 and later, when it can tell
         lag, oldest = await undelivered(
             client,
             stream,
@@ -126,7 +146,7 @@ async def stream_info(client: aioredis.Redis, stream: str) -> StreamStatus:
             last,
             known=reported if isinstance(reported, int) else None,
         )
-        pending = int(group["pending"])
+        pending = int(found["pending"])
         oldest_pending = (await client.xpending(stream, name))["min"] if pending else None
         groups.append(
             Group(
@@ -148,6 +168,9 @@ async def stream_info(client: aioredis.Redis, stream: str) -> StreamStatus:
                 lag_seconds=_age(now_ms, oldest) if oldest else 0.0,
             )
         )
+    if group is not None and all(g.name != group for g in groups):
+        # A projector creates it at 0: everything in the stream is still to be handed out.
+        groups.append(_missing_group(group, length, _age(now_ms, first) if first else 0.0))
     return StreamStatus(
         name=stream,
         exists=True,
@@ -155,6 +178,19 @@ async def stream_info(client: aioredis.Redis, stream: str) -> StreamStatus:
         first_entry_id=first,
         last_entry_id=last,
         groups=groups,
+    )
+
+
+def _missing_group(name: str, lag: int, lag_seconds: float) -> Group:
+    return Group(
+        name=name,
+        exists=False,
+        last_delivered_id=None,
+        consumers=[],
+        pending=0,
+        oldest_pending_seconds=None,
+        lag_entries=lag,
+        lag_seconds=lag_seconds,
     )
 
 
