@@ -22,39 +22,19 @@ from typing import Any
 
 import asyncpg
 import httpx
-import psutil
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks import processes
 from benchmarks.environment import TreeCpu
+from benchmarks.load import closed_loop, percentiles
 from benchmarks.workload import LAG_TOPIC, lag_event, lag_statement_id
 from stanceline.ops.rebuild import rebuild
 from stanceline.readmodel.params import encode_cursor
 
 PIPELINE = 500
 """Entries per pipelined XADD round trip when loading the stream before an ingest."""
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99 (nearest rank), mean and max, rounded to 0.01."""
-    if not values:
-        return {"n": 0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        index = max(0, min(len(ordered) - 1, int(-(-p * len(ordered) // 100)) - 1))
-        return round(ordered[index], 2)
-
-    return {
-        "n": len(ordered),
-        "p50": rank(50),
-        "p95": rank(95),
-        "p99": rank(99),
-        "mean": round(statistics.fmean(ordered), 2),
-        "max": round(ordered[-1], 2),
-    }
 
 
 def _say(message: str) -> None:
@@ -330,51 +310,6 @@ async def rebuild_figures(engine: AsyncEngine, dsn: str) -> dict[str, Any]:
 # --- reads ------------------------------------------------------------------------------------
 
 
-async def _clients(
-    base_url: str,
-    paths: Sequence[str],
-    *,
-    clients: int,
-    requests: int,
-    seed: int,
-    seconds: float | None = None,
-    warmup: float = 0.0,
-) -> tuple[list[float], int]:
-    """``clients`` closed-loop clients, one keep-alive connection each, ``requests`` in all;
-    each client walks its own shuffle of ``paths``. Returns (latencies in ms, errors).
-
-    With ``seconds``, each client instead runs for ``warmup + seconds`` and only requests
-    started after the warm-up count (latencies and errors): the requests of a window.
-    """
-    latencies: list[float] = []
-    errors = 0
-    began = time.perf_counter()
-    measure_from = began + warmup
-    deadline = measure_from + seconds if seconds is not None else None
-
-    async def client(k: int) -> None:
-        nonlocal errors
-        order = list(paths)
-        random.Random(seed * 31 + k).shuffle(order)
-        share = requests // clients + (1 if k < requests % clients else 0)
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
-            i = 0
-            while (i < share) if deadline is None else (time.perf_counter() < deadline):
-                started = time.perf_counter()
-                response = await http.get(order[i % len(order)])
-                await response.aread()
-                i += 1
-                if started < measure_from:
-                    continue
-                latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code != 200:
-                    errors += 1
-
-    await asyncio.gather(*(client(k) for k in range(clients)))
-    return latencies, errors
-
-
 async def choose_history_keys(
     dsn: str, points: int, seed: int, count: int = 400
 ) -> tuple[list[tuple[str, str, bool]], int]:
@@ -424,10 +359,12 @@ async def read_figures(
     points: int,
     seed: int,
     chosen: tuple[list[tuple[str, str, bool]], int] | None = None,
+    generator: str = "httpx",
 ) -> dict[str, Any]:
     """Latencies of ``clients`` closed-loop clients: the history of ``points`` points, a
     topic's stances and GET /healthz (the floor). ``chosen``: the series to read, as
-    ``choose_history_keys`` returns them (chosen here when not given)."""
+    ``choose_history_keys`` returns them (chosen here when not given); ``generator``:
+    ``wrk`` or ``httpx`` (``load.choose``)."""
     keys, long_series = chosen or await choose_history_keys(dsn, points, seed)
     history = history_paths(keys, points)
     stances = [f"/v1/topics/{t}/stances" for t in await topic_ids(dsn)]
@@ -443,16 +380,16 @@ async def read_figures(
             response = await http.get(path)
             response.raise_for_status()
             stance_sizes.append(len(response.json()["stances"]))
-    result: dict[str, Any] = {"clients": clients}
+    result: dict[str, Any] = {"clients": clients, "load_generator": generator}
     for name, paths in (
         ("floor_healthz", ["/healthz"]),
         ("history", history),
         ("topic_stances", stances),
     ):
-        latencies, errors = await _clients(
-            base_url, paths, clients=clients, requests=requests, seed=seed
+        load = await closed_loop(
+            generator, base_url, paths, clients=clients, requests=requests, seed=seed
         )
-        result[name] = {**percentiles(latencies), "errors": errors}
+        result[name] = {**load.latency_ms, "errors": load.errors}
     result["history"] |= {
         "series": len(keys),
         "series_with_enough_points": long_series,
@@ -481,13 +418,13 @@ async def throughput_figures(
     seconds: float,
     warmup: float,
     seed: int,
+    generator: str = "httpx",
 ) -> dict[str, Any]:
     """Requests/s of ``clients`` closed-loop keep-alive clients reading ``paths`` for
-    ``seconds`` after a ``warmup`` (the same client loop as ``read_figures``), with the
-    latencies and the CPU of the API, the servers and this process (the load generator:
-    near a whole core, it rather than the API may be what limits the figure)."""
+    ``seconds`` after a ``warmup`` (the same generator as ``read_figures``), with the
+    latencies and the CPU of the API, the servers and the load generator (near a whole
+    core, it rather than the API may be what limits the figure)."""
     trees = {"api": TreeCpu(api_pid)} | {name: TreeCpu(pid) for name, pid in server_pids.items()}
-    own = psutil.Process()
     cpu: dict[str, float] = {}
     window: list[float] = []
 
@@ -495,33 +432,44 @@ async def throughput_figures(
         await asyncio.sleep(warmup)
         for tree in trees.values():
             tree.start()
-        before = own.cpu_times()
         started = time.perf_counter()
         while (elapsed := time.perf_counter() - started) < seconds:
             await asyncio.sleep(min(0.5, seconds - elapsed))
             for tree in trees.values():
                 tree.sample()
-        after = own.cpu_times()
         wall = time.perf_counter() - started
         window.append(wall)
         cpu.update({name: tree.seconds() / wall for name, tree in trees.items()})
-        cpu["client"] = (after.user + after.system - before.user - before.system) / wall
 
     metering = asyncio.create_task(meter())
-    latencies, errors = await _clients(
-        base_url, paths, clients=clients, requests=0, seed=seed, seconds=seconds, warmup=warmup
+    load = await closed_loop(
+        generator,
+        base_url,
+        paths,
+        clients=clients,
+        seconds=seconds,
+        warmup=warmup,
+        seed=seed,
     )
     await metering
+    cpu["client"] = load.client_cpu_seconds / load.seconds if load.seconds else 0.0
     return {
         "clients": clients,
+        "load_generator": generator,
         "seconds": seconds,
         "warmup_seconds": warmup,
-        "requests": len(latencies),
-        "requests_per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
-        "latency_ms": percentiles(latencies),
-        "errors": errors,
+        "requests": load.requests,
+        "requests_per_second": round(load.requests_per_second, 1),
+        "latency_ms": load.latency_ms,
+        "errors": load.errors,
         "series": len(paths),
         "cpu_cores": {name: round(value, 2) for name, value in cpu.items()},
+        "cpu_ms_per_request": {
+            name: round(1000 * value / load.requests_per_second, 3)
+            if load.requests_per_second
+            else 0.0
+            for name, value in cpu.items()
+        },
         "metered_seconds": round(window[0], 2) if window else 0.0,
     }
 

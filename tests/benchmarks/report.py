@@ -82,10 +82,12 @@ def _throughput(document: dict[str, Any]) -> list[Verdict]:
 
     def measured(figure: dict[str, Any]) -> str:
         latency, cpu = figure["latency_ms"], figure["cpu_cores"]
+        per_request = figure.get("cpu_ms_per_request", {})
         errors = f", {figure['errors']} errors" if figure["errors"] else ""
         return (
             f"{figure['requests_per_second']:,.0f} req/s, p50 {latency['p50']:.1f} / "
-            f"p99 {latency['p99']:.1f} ms (cores: API {cpu.get('api', 0.0):.2f}, "
+            f"p99 {latency['p99']:.1f} ms (cores: API {cpu.get('api', 0.0):.2f} = "
+            f"{per_request.get('api', 0.0):.2f} ms CPU/request, "
             f"clients {cpu.get('client', 0.0):.2f}{errors})"
         )
 
@@ -122,20 +124,48 @@ def _p99_over_floor(reads: dict[str, Any]) -> list[Verdict]:
     ]
 
 
+def _latencies(p: dict[str, Any]) -> str:
+    errors = f", {p['errors']} errors" if p.get("errors") else ""
+    return f"p50 {p['p50']:.1f} / p95 {p['p95']:.1f} / p99 {p['p99']:.1f} ms{errors}"
+
+
+def read_verdicts(document: dict[str, Any], *, small: bool) -> list[Verdict]:
+    """The rows of phase 3: latencies at a few clients, then throughput at many."""
+    reads = document["reads"]
+    history, stances, floor = reads["history"], reads["topic_stances"], reads["floor_healthz"]
+    return [
+        Verdict(
+            f"3. Read: history, {history['points_requested']} points, {reads['clients']} clients"
+            f" ({reads.get('api_workers', 1)} API workers)",
+            "p99 ≤ 15 ms @1M",
+            _latencies(history),
+            _result(history["p99"] <= 15 and history["errors"] == 0, scaled=small),
+        ),
+        Verdict(
+            f"3. Read: topic stances, {reads['clients']} clients",
+            "(none)",
+            _latencies(stances),
+            "info",
+        ),
+        Verdict(
+            f"3. Read: HTTP floor, GET /healthz, {reads['clients']} clients",
+            "baseline",
+            _latencies(floor),
+            "baseline",
+        ),
+        *_p99_over_floor(reads),
+        *_throughput(document),
+    ]
+
+
 def verdicts(document: dict[str, Any]) -> list[Verdict]:
     ingest = document["ingest"]
     bare, real = ingest["bare"], ingest["projector"]
     stored = ingest["stored"]["events"]
     small = stored < FULL_SCALE * 0.95
     rebuilt = document["rebuild"]
-    reads = document["reads"]
     rss = document["rss"]
     lag = document["lag"]
-    history, stances, floor = reads["history"], reads["topic_stances"], reads["floor_healthz"]
-
-    def lat(p: dict[str, Any]) -> str:
-        return f"p50 {p['p50']:.1f} / p95 {p['p95']:.1f} / p99 {p['p99']:.1f} ms"
-
     lag_ok = (
         lag["lag_ms"]["p99"] <= 250
         and lag["not_seen"] == 0
@@ -165,27 +195,7 @@ def verdicts(document: dict[str, Any]) -> list[Verdict]:
             f"({rebuilt['baseline_copy_events_per_second']:,.0f} ev/s)",
             _result(rebuilt["events_per_second"] >= 100_000, scaled=small),
         ),
-        Verdict(
-            f"3. Read: history, {history['points_requested']} points, {reads['clients']} clients"
-            f" ({reads.get('api_workers', 1)} API workers)",
-            "p99 ≤ 15 ms @1M",
-            lat(history),
-            _result(history["p99"] <= 15 and history["errors"] == 0, scaled=small),
-        ),
-        Verdict(
-            f"3. Read: topic stances, {reads['clients']} clients",
-            "(none)",
-            lat(stances),
-            "info",
-        ),
-        Verdict(
-            f"3. Read: HTTP floor, GET /healthz, {reads['clients']} clients",
-            "baseline",
-            lat(floor),
-            "baseline",
-        ),
-        *_p99_over_floor(reads),
-        *_throughput(document),
+        *read_verdicts(document, small=small),
         Verdict(
             "4. Projector peak RSS over the ingest",
             "≤ 250 MB @1M",
@@ -244,6 +254,13 @@ def print_report(console: Console, document: dict[str, Any], rows: list[Verdict]
         changed = ", ".join(code.get("changed", [])) or "none"
         console.print(
             f"code: {code.get('commit')} (changed in the work tree: {changed})", highlight=False
+        )
+    generator = document.get("load_generator")
+    if generator:
+        console.print(
+            f"reads' load generator: {generator}"
+            + ("" if generator.startswith("wrk") else " (wrk not installed: see stderr)"),
+            highlight=False,
         )
     throughput = document.get("throughput")
     if throughput and throughput["floor_healthz"]["requests_per_second"] < 2_000:

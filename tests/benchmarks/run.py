@@ -20,15 +20,18 @@ whose stances drift and flip, corrections and retractions, 1% duplicates, 1% out
 2. Rebuild: the real ``stanceline.ops.rebuild.rebuild(engine)`` over the events the real
    projector stored, beside a plain-SQL copy of ``events`` as the baseline.
 3. Reads: ``stanceline api --workers 2`` (uvicorn, a worker per core, as it would be
-   deployed on this machine) over HTTP, 4 closed-loop httpx clients: a history of 50 points,
-   a topic's stances, and GET /healthz as the HTTP floor; p50/p95/p99, and the history's
-   p99 as a multiple of the floor's.
+   deployed on this machine) over HTTP, 4 closed-loop keep-alive clients: a history of 50
+   points, a topic's stances, and GET /healthz as the HTTP floor; p50/p95/p99, and the
+   history's p99 as a multiple of the floor's. The clients are ``wrk`` (``load.py``, with
+   ``rotate.lua`` walking the paths; ``apt-get install -y wrk``) when it is installed, so
+   that the load generator is not what limits the figures; else httpx clients in this
+   process, with a warning on stderr (``--load-generator`` chooses).
 4. Projector RSS over the ingest (psutil samples, and the kernel's VmHWM for the peak).
 5. Lag: XADD at a steady 2,000 events/s for ~20-30 s while one client polls the changes
    feed (see ``measure.lag_figures`` for the method); p50/p99 from XADD to visible.
-6. Throughput: 64 closed-loop keep-alive clients (the same client loop as 3) reading the
-   same histories from the same API for ~12 s, then GET /healthz the same way as the
-   floor (what this load generator and the HTTP stack reach at all on this machine);
+6. Throughput: 64 closed-loop keep-alive clients (the same load generator as 3) reading
+   the same histories from the same API for ~12 s, then GET /healthz the same way as the
+   floor (what the load generator and the HTTP stack reach at all on this machine);
    requests/s and p50/p99, and the CPU of the API, the servers and the clients.
 7. Backfill: the corpus reordered as an archive loaded out of order would arrive
    (``workload.backfill``: the hierarchy and topics first, every other line shuffled, so
@@ -76,6 +79,7 @@ from rich.console import Console
 from benchmarks import processes
 from benchmarks.bare import create_copy_table
 from benchmarks.environment import Servers, describe_machine, own_servers, server_pids
+from benchmarks.load import Generator, choose, wrk_version
 from benchmarks.measure import (
     Stream,
     choose_history_keys,
@@ -129,6 +133,8 @@ class Options:
     throughput_clients: int = 64
     throughput_seconds: float = 12.0
     throughput_warmup: float = 1.0
+    load_generator: Generator = "auto"
+    """wrk when installed (auto), else httpx clients in this process (see load.py)."""
     backfill_events: int | None = None
     """Entries of the backfill corpus: None for the main corpus's size, 0 for none."""
     profile: bool = False
@@ -372,6 +378,8 @@ class Bench:
             base_url = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(processes.wait_healthy, api, base_url)
             chosen = await choose_history_keys(servers.dsn, options.history_points, options.seed)
+            generator = choose(options.load_generator)
+            self.document["load_generator"] = wrk_version() if generator == "wrk" else "httpx"
             async with _maybe(profiler, "reads", api.pid):
                 self.document["reads"] = await read_figures(
                     base_url,
@@ -381,6 +389,7 @@ class Bench:
                     points=options.history_points,
                     seed=options.seed,
                     chosen=chosen,
+                    generator=generator,
                 ) | {"api_workers": options.api_workers}
             _say("reads done; lag")
             self.document["lag"] = await lag_figures(
@@ -416,6 +425,7 @@ class Bench:
                     seconds=options.throughput_seconds,
                     warmup=options.throughput_warmup,
                     seed=options.seed,
+                    generator=generator,
                 )
                 _say(f"{name}: {throughput[name]['requests_per_second']:,.0f} req/s")
             self.document["throughput"] = throughput
@@ -616,6 +626,13 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         f"(default {defaults.throughput_seconds:.0f})",
     )
     add(
+        "--load-generator",
+        choices=["auto", "wrk", "httpx"],
+        default=defaults.load_generator,
+        help="the reads' clients: wrk (C, light; apt-get install -y wrk) or httpx in this "
+        "process (auto: wrk when installed, else httpx with a warning)",
+    )
+    add(
         "--backfill-events",
         type=int,
         help="entries of the backfill corpus (default: the corpus's size; --full: "
@@ -658,6 +675,7 @@ def _arguments(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         lag_poll_ms=args.lag_poll_ms,
         throughput_clients=args.throughput_clients,
         throughput_seconds=args.throughput_seconds,
+        load_generator=args.load_generator,
         backfill_events=args.backfill_events
         if args.backfill_events is not None
         else (int(sized["backfill_events"]) if "backfill_events" in sized else None),

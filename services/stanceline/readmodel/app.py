@@ -24,7 +24,7 @@ from stanceline.health import ProjectorHealth
 from stanceline.readmodel import problems
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.settings import Settings
-from stanceline.store.db import create_engine
+from stanceline.store.db import create_read_engine
 
 
 def create_app(
@@ -43,7 +43,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
-        app.state.engine = engine or create_engine(_required(database_url))
+        # Its own engine is read-only (no pre-ping, read-only sessions: store.db); one
+        # handed in (``stanceline up`` shares the projector's) is used as it is.
+        app.state.engine = engine or create_read_engine(_required(database_url))
         app.state.redis = aioredis.Redis.from_url(redis_url) if admin and redis_url else None
         try:
             yield

@@ -10,7 +10,11 @@ from pydantic import BaseModel
 
 def conditional(request: Request, model: BaseModel) -> Response:
     """The response with a strong ETag over its exact bytes; 304 when the client has it."""
-    body = model.model_dump_json().encode()
+    return conditional_bytes(request, model.__pydantic_serializer__.to_json(model))
+
+
+def conditional_bytes(request: Request, body: bytes) -> Response:
+    """``conditional`` for a body already serialised (JSON)."""
     tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     wanted = request.headers.get("if-none-match", "")

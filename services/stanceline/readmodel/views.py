@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.rollup import contest
 from stanceline.domain.stance import Stance
 from stanceline.domain.timeline import Point
 from stanceline.readmodel import schemas
+from stanceline.readmodel.params import encode_cursor
+from stanceline.store.db import Record
 
 
 def utc(moment: datetime) -> datetime:
@@ -128,3 +132,77 @@ def page_after(
     if after is not None:
         points = [p for p in points if (p.said_at, p.statement_id) > after]
     return points[:limit]
+
+
+# A history from the projection is written straight to JSON: its rows are typed by their
+# columns already, and a history holds up to thousands of points. The bytes are those
+# ``schemas.History`` would dump (same keys in the same order, instants in UTC with a Z,
+# floats the same way: a test holds the two equal), so the schema the route documents is
+# the answer's, and its ETag does not depend on which path built it.
+
+
+def point_json(r: Record) -> dict[str, Any]:
+    """A ``schemas.HistoryPoint`` as a dict, from a row of ``queries.read_series``."""
+    name = r["speaker_name"]
+    return {
+        "statement_id": r["statement_id"],
+        "actor_id": r["actor_id"],
+        "topic_id": r["topic_id"],
+        "said_at": r["said_at"],
+        "stance": r["stance"],
+        "score": r["score"],
+        "confidence": r["confidence"],
+        "speaker": {"name": name, "role": r["speaker_role"]} if name else None,
+        "quote": r["quote"],
+        "source_url": r["source_url"],
+        "published_at": r["published_at"],
+        "speech_act": r["speech_act"],
+        "certainty": r["certainty"],
+        "change": r["change"],
+        "previous_statement_id": r["previous_statement_id"],
+    }
+
+
+def history_json(
+    *,
+    actor_id: str,
+    topic_id: str,
+    include_descendants: bool,
+    as_of: datetime | None,
+    points: Sequence[Record],
+    last: Record | None,
+    members: Iterable[tuple[str, str]],
+    limit: int,
+) -> bytes:
+    """A ``schemas.History`` (without ``known_at``) as JSON bytes, from the rows of
+    ``queries.read_series``."""
+    current = None
+    if last is not None:
+        verdict = contest((a, Stance(s)) for a, s in members)
+        current = {
+            "statement_id": last["statement_id"],
+            "actor_id": last["actor_id"],
+            "said_at": last["said_at"],
+            "stance": last["stance"],
+            "score": last["score"],
+            "contested": verdict.contested,
+            "supporting": list(verdict.supporting),
+            "opposing": list(verdict.opposing),
+        }
+    next_cursor = None
+    if points and len(points) == limit:
+        end = points[-1]
+        next_cursor = encode_cursor(end["said_at"].isoformat(), end["statement_id"])
+    return orjson.dumps(
+        {
+            "actor_id": actor_id,
+            "topic_id": topic_id,
+            "include_descendants": include_descendants,
+            "as_of": as_of,
+            "known_at": None,
+            "points": [point_json(r) for r in points],
+            "current": current,
+            "next_cursor": next_cursor,
+        },
+        option=orjson.OPT_UTC_Z,
+    )

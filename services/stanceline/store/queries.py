@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from stanceline.store.db import ReadConnection
+from stanceline.store.db import ReadConnection, Record
 from stanceline.store.members import change_kind, member_actors, own_points, series_points
 from stanceline.store.tables import actors, changes, statements, topics
 
@@ -61,71 +61,94 @@ _AFTER = (
 )
 _UP_TO_AFTER = _AFTER.replace(">", "<=", 1)
 _AS_OF = "s.said_at <= CAST(:as_of AS timestamptz)"
-_NO_STATEMENT = ", ".join("NULL" for c in statements.columns if c.name != "visible")
 
 FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-_SERIES_READ = sa.text(
-    f"""
+POINT_COLUMNS = (
+    "statement_id",
+    "actor_id",
+    "topic_id",
+    "said_at",
+    "stance",
+    "score",
+    "confidence",
+    "speaker_name",
+    "speaker_role",
+    "quote",
+    "source_url",
+    "published_at",
+    "speech_act",
+    "certainty",
+)
+"""The statement columns a history point shows."""
+_POINT = ", ".join(f"st.{c}" for c in POINT_COLUMNS)
+_NO_POINT = ", ".join(f"NULL AS {c}" for c in POINT_COLUMNS)
+
+
+def _series_read(paged: bool) -> sa.TextClause:
+    """The history statement; ``paged``: after a cursor, so the point before the page is
+    read too (without a cursor there is none: the page starts the series)."""
+    key = (":topic_id", ":actor_id", ":rollup")
+    page = series_points(*key, f"{_AFTER} AND {_AS_OF}", "ASC", "CAST(:limit AS bigint)")
+    seed = series_points(*key, _UP_TO_AFTER, "DESC", "1")
+    shown = "SELECT *, true AS shown FROM page"
+    if paged:
+        shown += " UNION ALL SELECT *, false FROM seed"
+    return sa.text(
+        f"""
     WITH page AS (
-        {
-        series_points(
-            ":topic_id",
-            ":actor_id",
-            ":rollup",
-            f"{_AFTER} AND {_AS_OF}",
-            "ASC",
-            "CAST(:limit AS bigint)",
-        )
-    }
-    ), seed AS (
-        {series_points(":topic_id", ":actor_id", ":rollup", _UP_TO_AFTER, "DESC", "1")}
-    ), ranked AS (
+        {page}
+    ){f", seed AS ({seed})" if paged else ""}, ranked AS (
         SELECT x.*, lag(x.stance) OVER w AS previous_stance,
                lag(x.statement_id) OVER w AS previous_statement_id
-          FROM (SELECT *, true AS shown FROM page UNION ALL SELECT *, false FROM seed) AS x
+          FROM ({shown}) AS x
         WINDOW w AS (ORDER BY x.said_at, x.statement_id)
-    ), last AS (
-        {series_points(":topic_id", ":actor_id", ":rollup", _AS_OF, "DESC", "1")}
     ), tree AS (
-        SELECT m.actor_id, p.stance FROM ({member_actors(":actor_id", ":rollup")}) m
+        SELECT m.actor_id, p.said_at, p.statement_id, p.stance
+          FROM ({member_actors(":actor_id", ":rollup")}) m
          CROSS JOIN LATERAL ({own_points(":topic_id", "m.actor_id", _AS_OF, "DESC", "1")}) p
+    ), last AS (
+        SELECT t.statement_id FROM tree t ORDER BY t.said_at DESC, t.statement_id DESC LIMIT 1
     )
     SELECT 0 AS part, {change_kind("r.previous_stance", "r.stance")} AS change,
            r.previous_statement_id, NULL AS member_id, NULL AS member_stance,
-           NULL::boolean AS actor_found, NULL::boolean AS topic_found, {_STATEMENT_COLUMNS}
+           NULL::boolean AS actor_found, NULL::boolean AS topic_found, {_POINT}
       FROM ranked r JOIN statements st ON st.statement_id = r.statement_id
      WHERE r.shown
     UNION ALL
-    SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, {_STATEMENT_COLUMNS}
+    SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, {_POINT}
       FROM last l JOIN statements st ON st.statement_id = l.statement_id
     UNION ALL
-    SELECT 2, NULL, NULL, t.actor_id, t.stance, NULL, NULL, {_NO_STATEMENT}
+    SELECT 2, NULL, NULL, t.actor_id, t.stance, NULL, NULL, {_NO_POINT}
       FROM tree t
     UNION ALL
     SELECT 3, NULL, NULL, NULL, NULL,
            EXISTS (SELECT 1 FROM actors WHERE actor_id = :actor_id),
-           EXISTS (SELECT 1 FROM topics WHERE topic_id = :topic_id), {_NO_STATEMENT}
+           EXISTS (SELECT 1 FROM topics WHERE topic_id = :topic_id), {_NO_POINT}
      ORDER BY part, said_at, statement_id
     """
-)
+    )
+
+
+_SERIES_READ = {paged: _series_read(paged) for paged in (False, True)}
 """A page of a series in timeline order, each point with the change from the one before
-it (the point before the page is read too: change kinds are computed as the page is
-read), then the series' last point, each member's own last point (for
-*contested*) and whether the actor and topic exist: a history response in one round
-trip, in one snapshot."""
+it (after a cursor the point before the page is read too: change kinds are computed as
+the page is read), then the series' last point, each member's own last point (for
+*contested*; the series' last point is the latest of them) and whether the actor and
+topic exist: a history response in one round trip, in one snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesRead:
     actor_found: bool
     topic_found: bool
-    points: list[Any]
-    """The page, as ``history`` returns it."""
-    last: Any | None
-    """The series' last point as of the moment asked, a statement row."""
+    points: list[Record]
+    """The page, as ``history`` returns it: ``POINT_COLUMNS``, ``change`` and
+    ``previous_statement_id``."""
+    last: Record | None
+    """The series' last point as of the moment asked (``POINT_COLUMNS``)."""
     members: list[tuple[str, str]]
     """(actor, stance): the own last point of each actor the series merges."""
 
@@ -140,7 +163,7 @@ async def read_series(
     after: tuple[datetime, str] | None = None,
     limit: int | None = None,
 ) -> SeriesRead:
-    """Everything a history response needs, in one statement."""
+    """Everything a history response needs, in one statement (the response's only one)."""
     after_said_at, after_statement_id = after or (FAR_PAST, "")
     params: dict[str, Any] = {
         "actor_id": actor_id,
@@ -151,16 +174,16 @@ async def read_series(
         "after_statement_id": after_statement_id,
         "limit": limit,
     }
-    parts: dict[int, list[Any]] = {0: [], 1: [], 2: [], 3: []}
-    for row in await conn.execute(_SERIES_READ, params):
-        parts[row.part].append(row)
+    parts: tuple[list[Record], ...] = ([], [], [], [])
+    for row in await conn.only(_SERIES_READ[after is not None], params):
+        parts[row[0]].append(row)
     (found,) = parts[3]
     return SeriesRead(
-        actor_found=bool(found.actor_found),
-        topic_found=bool(found.topic_found),
+        actor_found=bool(found["actor_found"]),
+        topic_found=bool(found["topic_found"]),
         points=parts[0],
         last=parts[1][0] if parts[1] else None,
-        members=[(r.member_id, r.member_stance) for r in parts[2]],
+        members=[(r["member_id"], r["member_stance"]) for r in parts[2]],
     )
 
 

@@ -16,7 +16,7 @@ from stanceline.domain.catalogue import descendants
 from stanceline.domain.rollup import current as last_point
 from stanceline.domain.timeline import as_of as said_by
 from stanceline.readmodel import schemas, views
-from stanceline.readmodel.etag import conditional
+from stanceline.readmodel.etag import conditional, conditional_bytes
 from stanceline.readmodel.params import AsOf, CursorText, decode_cursor, encode_cursor, identifier
 from stanceline.readmodel.problems import NotFound, documented
 from stanceline.readmodel.routes.deps import (
@@ -54,6 +54,8 @@ async def history(
 ) -> Response:
     """An actor's stance on a topic over time, oldest first, each change explained by the
     previous point; ``current`` summarises the last point of the whole series."""
+    # Without known_at: one statement, its rows written straight to JSON (views.history_json:
+    # the bytes schemas.History would give). With it: the fold, through the schemas.
     identifier("actor", actor_id)
     identifier("topic", topic_id)
     key = decode_cursor(cursor, datetime, str)
@@ -72,32 +74,38 @@ async def history(
             raise NotFound(f"no actor with id {actor_id!r}")
         if not read.topic_found:
             raise NotFound(f"no topic with id {topic_id!r}")
-        points = [views.point_from_row(r) for r in read.points]
-        summary = (
-            views.current(views.point_from_row(read.last), actor_id, read.members)
-            if read.last is not None
-            else None
+        return conditional_bytes(
+            request,
+            views.history_json(
+                actor_id=actor_id,
+                topic_id=topic_id,
+                include_descendants=include_descendants,
+                as_of=as_of,
+                points=read.points,
+                last=read.last,
+                members=read.members,
+                limit=limit,
+            ),
         )
-    else:
-        await known_actor_and_topic(conn, actor_id, topic_id)
-        projection = await known_projection(
-            conn,
-            known_at,
-            actors=[actor_id],
-            topics=[topic_id],
-            include_descendants=include_descendants,
+    await known_actor_and_topic(conn, actor_id, topic_id)
+    projection = await known_projection(
+        conn,
+        known_at,
+        actors=[actor_id],
+        topics=[topic_id],
+        include_descendants=include_descendants,
+    )
+    series = said_by(projection.history(actor_id, topic_id, include_descendants), as_of)
+    points = views.page_after([views.point_from_domain(p) for p in series], after, limit)
+    summary = None
+    if series:
+        scope = descendants(projection.parents, actor_id) if include_descendants else {actor_id}
+        members = projection.current_stances(topic_id, scope, as_of)
+        summary = views.current(
+            views.point_from_domain(series[-1]),
+            actor_id,
+            ((a, p.body.stance.value) for a, p in members.items()),
         )
-        series = said_by(projection.history(actor_id, topic_id, include_descendants), as_of)
-        points = views.page_after([views.point_from_domain(p) for p in series], after, limit)
-        summary = None
-        if series:
-            scope = descendants(projection.parents, actor_id) if include_descendants else {actor_id}
-            members = projection.current_stances(topic_id, scope, as_of)
-            summary = views.current(
-                views.point_from_domain(series[-1]),
-                actor_id,
-                ((a, p.body.stance.value) for a, p in members.items()),
-            )
     body = schemas.History(
         actor_id=actor_id,
         topic_id=topic_id,
