@@ -31,7 +31,7 @@ from stanceline.readmodel.app import create_app
 from stanceline.resources import founding_example
 from stanceline.retry import Stopped, with_backoff
 from stanceline.settings import Settings
-from stanceline.store.db import create_engine
+from stanceline.store.db import create_engine, create_read_engine
 from stanceline.store.errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,12 @@ async def run_service(
     tracing = telemetry.configure(
         "stanceline" if api and projector else "stanceline-api" if api else "stanceline-projector"
     )
-    engine = create_engine(servers.database_url)
+    # The API alone gets the read engine (read-only sessions, one round trip a read).
+    engine = (
+        create_engine(servers.database_url)
+        if projector
+        else create_read_engine(servers.database_url)
+    )
     stop = asyncio.Event()
     health = ProjectorHealth() if projector else None
     tasks: list[asyncio.Task[None]] = []
@@ -201,6 +206,17 @@ async def _migrated(
     if health is not None:
         health.store_ok = True
     return True
+
+
+async def wait_for_schema(database_url: str) -> bool:
+    """``_schema_current`` for a caller without an engine (``api --workers N``)."""
+    engine = create_read_engine(database_url)
+    stop = asyncio.Event()
+    _on_signals(stop)
+    try:
+        return await _schema_current(engine, stop)
+    finally:
+        await engine.dispose()
 
 
 async def _schema_current(engine: AsyncEngine, stop: asyncio.Event) -> bool:

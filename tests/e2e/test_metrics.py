@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conftest import founding_lines
 from stanceline.projector import gauges
 from stanceline.settings import Settings
-from support.running import eventually
-from support.service import STANCELINE, free_port
+from support.running import eventually, projector_running
+from support.service import STANCELINE, free_port, service_running
 
 
 def _env(settings: Settings, metrics_port: int) -> dict[str, str]:
@@ -166,3 +166,53 @@ async def test_the_group_gauges_read_pending_and_lag_from_redis(
 async def _first_id(client: aioredis.Redis, settings: Settings) -> list[bytes]:
     entries = await client.xrange(settings.stream, count=1)
     return [entries[0][0]]
+
+
+HISTORY_ROUTE = "/v1/actors/{actor_id}/topics/{topic_id}/history"
+
+
+async def test_the_api_counts_requests_across_its_workers_on_metrics(
+    settings: Settings, engine: AsyncEngine, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """``api --workers 2``: whichever worker answers a scrape counts every worker's requests."""
+    for line in founding_lines():
+        await redis_client.xadd(settings.stream, {"event": line})
+    async with projector_running(settings, engine):
+        await eventually(lambda: _events(engine), lambda n: n == len(founding_lines()))
+    env = {"STANCELINE_DATABASE_URL": settings.database_url or ""}
+    async with (
+        service_running(["api", "--workers", "2"], env, tmp_path) as api,
+        httpx.AsyncClient(base_url=api.base_url) as http,
+    ):
+        histories, missing = 12, 5
+        for _ in range(histories):
+            answer = await http.get("/v1/actors/us/topics/us-arms-strikes-inside-russia/history")
+            assert answer.status_code == 200
+            # New connections, so the kernel spreads them over both workers.
+            http.headers["Connection"] = "close"
+        for n in range(missing):
+            assert (await http.get(f"/v1/actors/nobody-{n}/topics/t/history")).status_code == 404
+        for _ in range(4):  # each scrape may reach either worker: all must see everything
+            answer = await http.get("/metrics")
+            assert answer.status_code == 200
+            samples = _samples(answer.text)
+            ok = ("stanceline_http_requests_total", _labels("GET", HISTORY_ROUTE, "200"))
+            gone = ("stanceline_http_requests_total", _labels("GET", HISTORY_ROUTE, "404"))
+            assert samples.get(ok) == histories, [
+                (k, v) for k, v in samples.items() if k[0] == "stanceline_http_requests_total"
+            ]
+            assert samples.get(gone) == missing
+            count = (
+                "stanceline_http_request_duration_seconds_count",
+                (("method", "GET"), ("route", HISTORY_ROUTE)),
+            )
+            assert samples.get(count) == histories + missing
+
+
+def _labels(method: str, route: str, status: str) -> tuple[tuple[str, str], ...]:
+    return (("method", method), ("route", route), ("status", status))
+
+
+async def _events(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.text("SELECT count(*) FROM events")) or 0)

@@ -239,9 +239,12 @@ async def test_three_replicas_build_the_same_projection_as_one(
         ):
             await eventually(lambda: _lag(redis_client, group), lambda lag: lag == 0)
             await eventually(lambda: pending(redis_client, group), lambda n: n == 0)
+            # All three joined the group and read from it ...
+            consumers = await redis_client.xinfo_consumers(group.stream, group.group)
+            assert len(consumers) == 3
         assert await dump_projection(other) == expected
-        consumers = await redis_client.xinfo_consumers(group.stream, group.group)
-        assert len(consumers) == 3
+        # ... and each left it when it stopped with nothing pending.
+        assert await redis_client.xinfo_consumers(group.stream, group.group) == []
     finally:
         await other.dispose()
         await _admin(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -27,6 +27,7 @@ from stanceline.store.db import create_engine, writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
 from support.http import serve
+from support.service import free_port
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PROBLEM_JSON = "application/problem+json"
@@ -449,9 +450,44 @@ async def test_readyz_is_503_when_postgres_does_not_answer(database_url: str) ->
     try:
         async with serve(create_app(engine=engine)) as http:
             body = await problem(http, "/readyz", 503)
-            assert body["detail"].startswith("database:")
+            assert body["detail"].startswith("the database is unreachable")
+            assert "no_such_database_here" not in str(body)
+            assert (await http.get("/readyz")).headers["retry-after"] == "5"
     finally:
         await engine.dispose()
+
+
+async def test_reads_answer_503_with_retry_after_while_postgres_is_away(
+    database_url: str,
+) -> None:
+    """An outage, not a bug: problem+json 503 with Retry-After, never a 500 or the
+    driver's words (host, user, database)."""
+    away = make_url(database_url).set(
+        host="127.0.0.1", port=free_port(), username="someone", password="s3cret"
+    )
+    url = away.render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        # Handed an engine (``stanceline up``), and on its own read engine (``api``).
+        for app in (create_app(engine=engine), create_app(database_url=url)):
+            await _all_unavailable(app)
+    finally:
+        await engine.dispose()
+
+
+async def _all_unavailable(app: Any) -> None:
+    async with serve(app) as http:
+        for path in (
+            "/v1/actors/us/topics/us-arms-strikes-inside-russia/history",
+            "/v1/topics/us-arms-strikes-inside-russia/stances",
+            "/v1/changes",
+        ):
+            answer = await http.get(path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.headers["retry-after"] == "5"
+            assert "s3cret" not in answer.text
+            assert "someone" not in answer.text
 
 
 # --- no parameter crashes the server ------------------------------------------------------

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 import typer
 import uvloop
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pythonjsonlogger.json import JsonFormatter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -103,11 +104,42 @@ Port = Annotated[int, typer.Option(help="Port for the HTTP API.")]
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-    )
+    """Plain text for a person at a terminal; one JSON object per line for a log pipeline
+    (``STANCELINE_LOG_FORMAT=json``), with a line's context fields (``event_id``,
+    ``stream_entry_id``, ...) as keys of their own.
+
+    Off a terminal, text lines are not wrapped: a wrapped warning is three lines
+    to a log collector.
+    """
+    handler: logging.Handler
+    if Settings().log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    elif console.is_terminal:
+        handler = RichHandler(console=console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s")
+        )
+        handler.addFilter(_context_suffix)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
+_CONTEXT_FIELDS = ("event_id", "stream_entry_id", "first_entry_id", "last_entry_id")
+
+
+def _context_suffix(record: logging.LogRecord) -> bool:
+    """A plain line carries the same context fields a JSON line does, as key=value."""
+    fields = [f"{k}={getattr(record, k)}" for k in _CONTEXT_FIELDS if hasattr(record, k)]
+    record.context = (" " + " ".join(fields)) if fields else ""
+    return True
 
 
 T = TypeVar("T")
@@ -273,10 +305,22 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
 
 def emit(document: BaseModel | dict[str, Any]) -> None:
     if isinstance(document, BaseModel):
-        text = document.model_dump_json(indent=2)
+        text = document.model_dump_json(indent=2).encode()
     else:
-        text = TypeAdapter(dict[str, Any]).dump_json(document, indent=2).decode()
-    sys.stdout.write(text + "\n")
+        text = TypeAdapter(dict[str, Any]).dump_json(document, indent=2)
+    write_all(text + b"\n")
+
+
+def write_all(data: bytes) -> None:
+    """Every byte on stdout. Unbuffered (``python -u``, PYTHONUNBUFFERED), stdout is a bare
+    file whose write may take only part of a large buffer, and says how much it took."""
+    sys.stdout.flush()
+    stream = sys.stdout.buffer
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        view = view[written if written is not None else 0 :]
+    stream.flush()
 
 
 def confirmed(question: str) -> bool:

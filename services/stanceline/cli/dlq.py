@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import sys
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +26,7 @@ from stanceline.cli.common import (
     required_settings,
     results,
     run_or_exit,
+    write_all,
 )
 from stanceline.ops import dlq as actions
 from stanceline.store import dead_letters
@@ -125,7 +125,7 @@ def dlq_show(
         return
     raw = base64.b64decode(found.raw_base64)
     if raw_output:
-        _write_all(raw)
+        write_all(raw)
         return
     out = results()
     for key, value in found.model_dump(exclude={"raw_text", "raw_base64"}).items():
@@ -144,18 +144,6 @@ def dlq_show(
             markup=False,
             soft_wrap=True,
         )
-
-
-def _write_all(data: bytes) -> None:
-    """Every byte on stdout. Unbuffered (``python -u``, PYTHONUNBUFFERED), stdout is a bare
-    file whose write may take only part of a large buffer, and says how much it took."""
-    sys.stdout.flush()
-    stream = sys.stdout.buffer
-    view = memoryview(data)
-    while view:
-        written = stream.write(view)
-        view = view[written if written is not None else 0 :]
-    stream.flush()
 
 
 def _preview(raw: bytes, *, utf8: bool) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +17,13 @@ from stanceline.cli.common import (
     Host,
     Port,
     app,
+    command_path,
     console,
     run_async,
     setup_logging,
+    shown_url,
 )
+from stanceline.exposition import MULTIPROCESS_DIR
 from stanceline.ops.migrate import migrate as run_migrations
 from stanceline.ops.publish import publish_lines
 from stanceline.settings import Settings
@@ -47,8 +52,6 @@ def up(
             "us-arms-strikes-inside-russia/history?include_descendants=true'"
         )
         if servers.redis_cli:
-            from stanceline.cli.common import command_path  # the short .venv/bin/redis-cli
-
             port_ = servers.redis_url.rsplit(":", 1)[1].split("/")[0]
             console.print(
                 f"  publish: {command_path(servers.redis_cli)} -p {port_} XADD {settings.stream} "
@@ -56,12 +59,23 @@ def up(
                 soft_wrap=True,  # one line, to copy whole
             )
         if servers.embedded:
+            # A URL someone gave us may carry a password: it is shown masked, never as given.
+            database = (
+                servers.database_url
+                if settings.database_url is None
+                else shown_url(settings.database_url)
+            )
+            redis = (
+                servers.redis_url if settings.redis_url is None else shown_url(settings.redis_url)
+            )
+            stanceline = command_path(Path(sys.executable).parent / "stanceline")
             console.print(f"  data: {settings.data_dir.resolve()}")
             console.print(
-                f"  operate: STANCELINE_DATABASE_URL='{servers.database_url}' "
-                f"STANCELINE_REDIS_URL='{servers.redis_url}' stanceline status",
+                f"  operate: STANCELINE_DATABASE_URL='{database}' "
+                f"STANCELINE_REDIS_URL='{redis}' {stanceline} status",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
 
     try:
@@ -129,21 +143,28 @@ def api(
     if workers > 1:
         if not settings.database_url:
             raise typer.BadParameter("set STANCELINE_DATABASE_URL")
+        # The schema check once here, as one worker would: the workers run no DDL.
+        if not run_async(bootstrap.wait_for_schema(settings.database_url)):
+            return
         # uvicorn supervises the workers (and their signals); each builds its own app.
         # uvloop and httptools (both dependencies) are named so a missing one is an
         # error rather than a quiet fall back to the slower pure-Python ones; no access
         # log (it would cost a log record per request, then be dropped at "warning").
-        uvicorn.run(
-            "stanceline.readmodel.app:from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-        )
+        # The workers' metrics meet in one directory, so any of them answers a scrape
+        # with all of them (exposition.py).
+        with tempfile.TemporaryDirectory(prefix="stanceline-metrics-") as shared:
+            os.environ.setdefault(MULTIPROCESS_DIR, shared)
+            uvicorn.run(
+                "stanceline.readmodel.app:from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+                loop="uvloop",
+                http="httptools",
+            )
         return
     servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
     run_async(

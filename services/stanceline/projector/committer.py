@@ -59,6 +59,12 @@ class Checked:
         return cls([entry_id for entry_id, _ in entries], pipeline.check(read, datetime.now(UTC)))
 
 
+def entries_of(batch: Checked) -> dict[str, str]:
+    """A log line's context for a batch: its first and last stream entry ids."""
+    ids = batch.entry_ids
+    return {"first_entry_id": ids[0], "last_entry_id": ids[-1]} if ids else {}
+
+
 class Committer:
     """Commits batches for one consumer and acks each after its own commit."""
 
@@ -99,7 +105,9 @@ class Committer:
             try:
                 await self.finish(batch)
             except Exception:
-                log.exception("batch left pending; a reclaimer will retry it")
+                log.exception(
+                    "batch left pending; a reclaimer will retry it", extra=entries_of(batch)
+                )
             finally:
                 ahead.task_done()
 
@@ -179,4 +187,10 @@ class Committer:
             self.health.redis_ok = True
         except RedisError as exc:
             self.health.redis_ok = False
-            log.warning("XACK failed (%s); entries stay pending and will be reclaimed", exc)
+            log.warning(
+                "XACK failed (%s); entries stay pending and will be reclaimed",
+                exc,
+                extra={"first_entry_id": entry_ids[0], "last_entry_id": entry_ids[-1]}
+                if entry_ids
+                else None,
+            )

@@ -77,7 +77,11 @@ async def _commit(
         (item,) = items
         if isinstance(item, Rejected):
             raise  # not even its dead letter can be written: leave it pending, loudly
-        log.exception("entry %s fails the store; dead-lettering it", item.stream_entry_id)
+        log.exception(
+            "entry %s fails the store; dead-lettering it",
+            item.stream_entry_id,
+            extra={"event_id": item.event.id, "stream_entry_id": item.stream_entry_id},
+        )
         failed = Rejected(
             item.raw,
             f"store: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",

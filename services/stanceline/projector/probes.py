@@ -8,22 +8,18 @@ routes itself, for Prometheus and for liveness and readiness probes.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from stanceline.exposition import metrics_endpoint
 from stanceline.health import ProjectorHealth
 
 PROBLEM_JSON = "application/problem+json"
 
 
 def probe_app(health: ProjectorHealth) -> Starlette:
-    async def metrics(_: Request) -> Response:
-        # A route, not a mount: a mount answers /metrics with a redirect to /metrics/.
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
     async def healthz(_: Request) -> JSONResponse:
         """The process and its event loop are alive."""
         return JSONResponse({"status": "ok"})
@@ -47,7 +43,7 @@ def probe_app(health: ProjectorHealth) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/metrics", metrics),
+            Route("/metrics", metrics_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ]

@@ -10,6 +10,7 @@ built in the lifespan.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,14 +18,19 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline import telemetry
+from stanceline.exposition import metrics_endpoint
 from stanceline.health import ProjectorHealth
 from stanceline.readmodel import problems
+from stanceline.readmodel.http_metrics import HttpMetrics
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.settings import Settings
 from stanceline.store.db import create_read_engine
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -68,7 +74,10 @@ def create_app(
     app.include_router(router)
     if admin:
         app.include_router(admin_router)
-    app.mount("/metrics", make_asgi_app())
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(HttpMetrics)
+    if telemetry.enabled():
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -83,10 +92,14 @@ def create_app(
                 async with request.app.state.engine.connect() as conn:
                     await conn.execute(sa.text("SELECT 1"))
         except Exception as exc:
-            raise problems.NotReady(f"database: {type(exc).__name__}") from exc
+            # In words: the driver's text can name hosts, users and SQL.
+            log.warning("readiness: the database does not answer (%s)", type(exc).__name__)
+            raise problems.NotReady(
+                "the database is unreachable; answers resume by themselves when it is back"
+            ) from exc
         health: ProjectorHealth | None = request.app.state.projector
-        if health is not None and not health.ready:
-            raise problems.NotReady(f"projector: {health.last_error or 'not consuming'}")
+        if health is not None and health.problem is not None:
+            raise problems.NotReady(health.problem)
         return JSONResponse({"status": "ready"})
 
     return app
@@ -96,6 +109,7 @@ def from_environment() -> FastAPI:
     """The app as ``STANCELINE_*`` describes it: the factory each uvicorn worker process
     calls when ``stanceline api --workers N`` runs several."""
     settings = Settings()
+    telemetry.configure("stanceline-api")
     return create_app(database_url=settings.database_url, settings=settings)
 
 

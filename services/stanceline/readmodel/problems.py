@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stanceline.store.errors import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -54,6 +58,10 @@ class BadRequest(ApiError):
     status = 400
     kind = "bad-request"
     title = "Invalid request parameters"
+
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 asks a client to wait: about the projector's first retries."""
 
 
 class NotReady(ApiError):
@@ -113,7 +121,12 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return problem_response(exc.status, exc.kind, exc.title, exc.detail, request, exc.invalid)
+        response = problem_response(
+            exc.status, exc.kind, exc.title, exc.detail, request, exc.invalid
+        )
+        if exc.status == Unavailable.status:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
@@ -136,6 +149,31 @@ def install(app: FastAPI) -> None:
             return problem_response(404, "not-found", NotFound.title, detail, request)
         kind = f"http-{exc.status_code}"
         return problem_response(exc.status_code, kind, str(exc.detail), None, request)
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_transient(exc):
+            return await unexpected(request, exc)
+        # An outage, not a bug: the client should come back, and will be answered then.
+        log.warning(
+            "%s %s: the database is unreachable (%s)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        response = problem_response(
+            Unavailable.status,
+            Unavailable.kind,
+            Unavailable.title,
+            "the database is unreachable; try again shortly",
+            request,
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    # By class, so the handler answers in place (a handler for Exception answers too, but
+    # only after the error has left the app, with a traceback in the log).
+    for kind in (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(kind, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

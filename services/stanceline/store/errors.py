@@ -33,6 +33,9 @@ def is_transient(exc: BaseException) -> bool:
 
 def is_transient_driver_error(exc: BaseException) -> bool:
     name = type(exc).__name__
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state.startswith(_TRANSIENT_CLASSES):
+        return True
     return isinstance(exc, ConnectionError | TimeoutError | OSError) or name in {
         "ConnectionDoesNotExistError",
         "InterfaceError",
