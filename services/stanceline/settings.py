@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text, or one JSON object per line."
     )
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="A Prometheus Pushgateway for the one-shot commands' metrics (rebuild).",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,

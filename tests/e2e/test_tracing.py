@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 import uvicorn
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from conftest import founding_lines
 from stanceline.settings import Settings
 from support.running import eventually
-from support.service import STANCELINE, free_port
+from support.service import STANCELINE, free_port, service_running
 
 
 class Receiver:
@@ -144,3 +145,29 @@ async def test_without_an_endpoint_nothing_is_exported_and_nothing_complains(
     assert "opentelemetry" not in text.lower()
     assert "otlp" not in text.lower()
     assert "Traceback" not in text
+
+
+async def test_the_api_exports_a_span_per_request_named_by_its_route(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with _receiving() as receiver:
+        env = {
+            **_env(settings),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        async with (
+            service_running(["api"], env, tmp_path) as api,
+            httpx.AsyncClient(base_url=api.base_url) as http,
+        ):
+            assert (await http.get("/v1/topics")).status_code == 200
+            assert (await http.get("/v1/actors/nobody/topics/t/history")).status_code == 404
+            await eventually(
+                lambda: asyncio.sleep(0, {name for _, name, _ in receiver.spans}),
+                lambda names: (
+                    "GET /v1/topics" in names
+                    and "GET /v1/actors/{actor_id}/topics/{topic_id}/history" in names
+                ),
+            )
+        services = {service for service, _, _ in receiver.spans}
+        assert services == {"stanceline-api"}

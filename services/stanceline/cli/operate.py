@@ -27,6 +27,7 @@ from stanceline.cli.common import (
 from stanceline.ops import rebuild as rebuilding
 from stanceline.ops import replay as replaying
 from stanceline.ops import status as stats
+from stanceline.ops.rebuild_metrics import RebuildMetrics
 from stanceline.settings import Settings
 
 
@@ -137,13 +138,24 @@ def rebuild(dry_run: DryRun = False, json_output: Json = False) -> None:
     compares them with the live ones (rows differing per table), and drops them.
     """
     settings = required_settings(redis=False)
+    metrics = RebuildMetrics(settings.pushgateway_url)
 
     async def run(progress: Callable[[int, int], None]) -> rebuilding.RebuildReport:
         async with engine_for(settings) as engine:
             return await rebuilding.rebuild(engine, dry_run=dry_run, progress=progress)
 
-    with progress_bar("rebuilding") as progress:
-        report = run_or_exit(settings, run(progress))
+    def both(applied: int, target: int) -> None:
+        bar(applied, target)
+        metrics.progress(applied, target)
+
+    metrics.started()
+    ok = False
+    try:
+        with progress_bar("rebuilding") as bar:
+            report = run_or_exit(settings, run(both))
+        ok = True
+    finally:
+        metrics.finished(ok=ok)
     document = {
         "dry_run": dry_run,
         "events": report.events,

@@ -9,6 +9,7 @@ operator runs them deliberately.
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated
 
 import redis.asyncio as aioredis
@@ -51,6 +52,8 @@ async def require_admin(
         raise Unauthorized("the bearer token is not the admin token", invalid_token=True)
 
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
@@ -86,13 +89,19 @@ async def admin_status(request: Request) -> Status:
     client: aioredis.Redis | None = request.app.state.redis
     if client is None:
         raise Unavailable("redis: this process has no STANCELINE_REDIS_URL")
+    settings = request.app.state.settings
     try:
-        return await status(request.app.state.engine, client, request.app.state.settings.stream)
+        return await status(
+            request.app.state.engine, client, settings.stream, group=settings.group
+        )
     except RedisError as exc:
-        raise Unavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        # In words: the driver's text can name hosts and users.
+        log.warning("admin status: Redis does not answer (%s)", type(exc).__name__)
+        raise Unavailable("Redis is unreachable; try again shortly") from exc
     except Exception as exc:
         if is_transient(exc):
-            raise Unavailable(f"database: {type(exc).__name__}") from exc
+            log.warning("admin status: the database does not answer (%s)", type(exc).__name__)
+            raise Unavailable("the database is unreachable; try again shortly") from exc
         raise
 
 
