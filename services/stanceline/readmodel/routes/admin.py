@@ -91,9 +91,7 @@ async def admin_status(request: Request) -> Status:
         raise Unavailable("redis: this process has no STANCELINE_REDIS_URL")
     settings = request.app.state.settings
     try:
-        return await status(
-            request.app.state.engine, client, settings.stream, group=settings.group
-        )
+        return await status(request.app.state.engine, client, settings.stream, group=settings.group)
     except RedisError as exc:
         # In words: the driver's text can name hosts and users.
         log.warning("admin status: Redis does not answer (%s)", type(exc).__name__)
