@@ -191,7 +191,7 @@ Scope = Literal["listed", "below", "all"]
 
 _ACTOR_SETS: dict[Scope, str] = {
     "listed": "SELECT actor_id FROM actors WHERE actor_id = ANY(CAST(:actor_ids AS text[]))",
-    "below": "SELECT actor_id FROM actor_lineage WHERE ancestor_id = :ancestor_id",
+    "below": member_actors(":ancestor_id", "true"),
     "all": "SELECT actor_id FROM actors",
 }
 _TOPIC_SETS: dict[Scope, str] = {

@@ -266,11 +266,11 @@ async def _feed(
 
 
 _ANY_POINTS_BELOW = sa.text(
-    """
+    f"""
     SELECT EXISTS (
-        SELECT 1 FROM actor_lineage l
-          JOIN statements s ON s.actor_id = l.actor_id AND s.visible
-         WHERE l.ancestor_id = ANY(CAST(:actors AS text[])))
+        SELECT 1 FROM unnest(CAST(:actors AS text[])) AS a(actor_id)
+         CROSS JOIN LATERAL ({member_actors("a.actor_id", "true")}) m
+          JOIN statements s ON s.actor_id = m.actor_id AND s.visible)
     """
 )
 
@@ -299,8 +299,7 @@ _REBUILD_TIPS = sa.text(
      CROSS JOIN topics t
      CROSS JOIN LATERAL (
         {series_points("t.topic_id", "a.actor_id", "true", "true", "DESC", "1")}) p
-     WHERE EXISTS (SELECT 1 FROM ({member_actors("a.actor_id", "true")}) m
-                    WHERE m.actor_id <> a.actor_id)
+     WHERE {has_descendants("a.actor_id")}
     """
 )
 
@@ -308,7 +307,7 @@ _REBUILD_TIPS = sa.text(
 async def rebuild_all_tips(conn: AsyncConnection) -> None:
     """Every tip from the statements and the lineage: for a rebuild, into empty tables."""
     trees = await conn.scalars(
-        sa.text("SELECT DISTINCT ancestor_id FROM actor_lineage WHERE depth > 0")
+        sa.text(f"SELECT a.actor_id FROM actors a WHERE {has_descendants('a.actor_id')}")
     )
     await conn.execute(_REBUILD_TIPS, {"actors": sorted(trees)})
 
