@@ -160,7 +160,9 @@ async def test_the_group_gauges_read_pending_and_lag_from_redis(
     await gauges.refresh(redis_client, settings)
 
     assert REGISTRY.get_sample_value("stanceline_consumer_group_pending") == 2
-    assert REGISTRY.get_sample_value("stanceline_consumer_group_lag") == 2
+    groups = await redis_client.xinfo_groups(settings.stream)
+    if "lag" in groups[0]:  # Redis 7 and later; 6.2 cannot tell, and the gauge is left alone
+        assert REGISTRY.get_sample_value("stanceline_consumer_group_lag") == 2
 
 
 async def _first_id(client: aioredis.Redis, settings: Settings) -> list[bytes]:

@@ -119,19 +119,13 @@ async def test_a_clean_stop_with_nothing_pending_leaves_the_group(
         await redis_client.xadd(settings.stream, {"event": line})
     async with projector_running(settings, engine):
         await eventually(
-            lambda: _pending(redis_client, settings),
-            lambda group: group["entries-read"] == len(lines) and group["pending"] == 0,
+            lambda: rows(engine, "SELECT count(*) FROM events"), lambda r: r[0][0] == len(lines)
         )
+        await eventually(lambda: pending(redis_client, settings), lambda n: n == 0)
         assert [c["name"] for c in await _consumers(redis_client, settings)] == [
             settings.consumer.encode() if settings.consumer else b""
         ]
     assert await _consumers(redis_client, settings) == []
-
-
-async def _pending(client: aioredis.Redis, settings: Settings) -> dict[str, Any]:
-    groups: list[dict[str, Any]] = await client.xinfo_groups(settings.stream)
-    ours = [g for g in groups if g["name"] == settings.group.encode()]
-    return ours[0] if ours else {"entries-read": 0, "pending": None}
 
 
 async def _consumers(client: aioredis.Redis, settings: Settings) -> list[dict[str, Any]]:

@@ -462,8 +462,9 @@ async def test_reads_answer_503_with_retry_after_while_postgres_is_away(
 ) -> None:
     """An outage, not a bug: problem+json 503 with Retry-After, never a 500 or the
     driver's words (host, user, database)."""
+    # No query: an embedded server's URL names its socket directory there.
     away = make_url(database_url).set(
-        host="127.0.0.1", port=free_port(), username="someone", password="s3cret"
+        host="127.0.0.1", port=free_port(), username="someone", password="s3cret", query={}
     )
     url = away.render_as_string(hide_password=False)
     engine = create_engine(url)
