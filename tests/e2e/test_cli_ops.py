@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import FOUNDING, founding_lines
+from stanceline.ops.migrate import head_revision
 from stanceline.projector import pipeline
 from stanceline.projector.entries import Entry
 from stanceline.settings import Settings
@@ -396,3 +397,17 @@ async def test_a_command_fails_in_one_line_when_a_server_is_unreachable(
     assert run.stderr.startswith("error: " + message), run.stderr
     assert len(run.stderr.splitlines()) == 1, run.stderr
     assert "pw" not in run.stderr
+
+
+async def test_publish_and_migrate_answer_json_on_stdout(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    env = environment(settings)
+    published = await stanceline(env, "publish", str(FOUNDING), "--json")
+    assert published.code == 0, published.stderr
+    assert published.json() == {"published": len(founding_lines()), "stream": settings.stream}
+    assert await redis_client.xlen(settings.stream) == len(founding_lines())
+
+    migrated = await stanceline(env, "migrate", "--json")
+    assert migrated.code == 0, migrated.stderr
+    assert migrated.json() == {"revision": head_revision()}

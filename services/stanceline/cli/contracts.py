@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from stanceline import resources
-from stanceline.cli.common import Json, app, console, emit
+from stanceline.cli.common import Json, app, console, emit, results
 from stanceline.contract.asyncapi import asyncapi_document, to_yaml
 from stanceline.contract.schemas import event_schemas, schema_file_name, schema_text
 from stanceline.projector.entries import EVENT_FIELD
@@ -138,7 +138,7 @@ def _report(directory: Path, states: dict[str, Status], *, ok: bool, json_output
     for name, state in changed.items():
         sys.stdout.write(f"{state:9}  {directory / name}\n")
     if ok:
-        console.print(f"{len(states)} contract files, {len(changed)} changed, in {directory}")
+        results().print(f"{len(states)} contract files, {len(changed)} changed, in {directory}")
     else:
         console.print(
             f"[red]error:[/] {len(changed)} of {len(states)} contract files do not match the "

@@ -15,15 +15,19 @@ import uvicorn
 from stanceline import bootstrap
 from stanceline.cli.common import (
     Host,
+    Json,
     Port,
     app,
     command_path,
     console,
+    emit,
+    results,
     run_async,
     setup_logging,
     shown_url,
 )
 from stanceline.exposition import MULTIPROCESS_DIR
+from stanceline.ops.migrate import head_revision
 from stanceline.ops.migrate import migrate as run_migrations
 from stanceline.ops.publish import publish_lines
 from stanceline.settings import Settings
@@ -97,7 +101,7 @@ def up(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(json_output: Json = False) -> None:
     """Apply the database migrations (Alembic) to STANCELINE_DATABASE_URL."""
     setup_logging()
     settings = Settings()
@@ -112,7 +116,10 @@ def migrate() -> None:
             await engine.dispose()
 
     run_async(run())
-    console.print("database is at the latest revision")
+    if json_output:
+        emit({"revision": head_revision()})
+        return
+    results().print(f"database is at the latest revision ({head_revision()})")
 
 
 @app.command()
@@ -175,6 +182,7 @@ def api(
 @app.command()
 def publish(
     file: Annotated[str, typer.Argument(help="JSON lines file, or - for standard input.")],
+    json_output: Json = False,
 ) -> None:
     """Publish one stream entry per line (field `event`), as an upstream service would."""
     settings = Settings()
@@ -196,4 +204,7 @@ def publish(
 
     with source:
         count = run_async(run())
-    console.print(f"published {count} entries on {settings.stream}")
+    if json_output:
+        emit({"published": count, "stream": settings.stream})
+        return
+    results().print(f"published {count} entries on {settings.stream}")
