@@ -7,12 +7,6 @@ published (every line is consumed once: appended, a duplicate, or dead-lettered)
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -26,7 +20,7 @@ from conftest import founding_lines
 from stanceline.projector import gauges
 from stanceline.settings import Settings
 from support.running import eventually, projector_running
-from support.service import STANCELINE, free_port, service_running
+from support.service import free_port, projector_process, service_running
 
 
 def _env(settings: Settings, metrics_port: int) -> dict[str, str]:
@@ -37,24 +31,6 @@ def _env(settings: Settings, metrics_port: int) -> dict[str, str]:
         "STANCELINE_GROUP": settings.group,
         "STANCELINE_METRICS_PORT": str(metrics_port),
     }
-
-
-@asynccontextmanager
-async def _projector(settings: Settings, port: int, log: Path) -> AsyncIterator[str]:
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            str(STANCELINE),
-            "projector",
-            env={**os.environ, **_env(settings, port)},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 60)
-        assert code == 0, await asyncio.to_thread(log.read_text, errors="replace")
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -79,8 +55,8 @@ async def test_a_standalone_projector_counts_what_it_did_on_its_own_port(
     published = [*lines, lines[0], lines[-1], b"not json", b'{"specversion": "1.0"}']
     port = free_port()
     async with (
-        _projector(settings, port, tmp_path / "projector.log") as base,
-        httpx.AsyncClient(base_url=base) as http,
+        projector_process(_env(settings, port), tmp_path / "projector.log"),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
     ):
         await eventually(lambda: _status(http, "/readyz"), lambda s: s == 200, within=60)
         assert (await http.get("/healthz")).status_code == 200
@@ -132,8 +108,8 @@ async def test_readyz_says_in_words_when_postgres_is_away(
     port = free_port()
     log = tmp_path / "projector.log"
     async with (
-        _projector(settings.model_copy(update={"database_url": away}), port, log) as base,
-        httpx.AsyncClient(base_url=base) as http,
+        projector_process(_env(settings.model_copy(update={"database_url": away}), port), log),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
     ):
         await eventually(lambda: _status(http, "/healthz"), lambda s: s == 200, within=60)
         answer = await http.get("/readyz")

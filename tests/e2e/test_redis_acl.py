@@ -4,12 +4,8 @@ in any line it prints, whether the password is right or wrong."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,7 +19,7 @@ from conftest import founding_lines
 from fixtures.servers import RedisServer
 from stanceline.settings import Settings
 from support.running import eventually
-from support.service import STANCELINE
+from support.service import projector_process
 
 PROJECTOR_COMMANDS = (
     # Reading the group, acknowledging, reclaiming and the heartbeat.
@@ -66,23 +62,6 @@ def _with_user(url: str, user: str, password: str) -> str:
     return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
 
 
-@asynccontextmanager
-async def _projector(env: dict[str, str], log: Path) -> AsyncIterator[Path]:
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            str(STANCELINE),
-            "projector",
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield log
-    finally:
-        process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), 60)
-
-
 def _env(settings: Settings, redis_url: str) -> dict[str, str]:
     return {
         "STANCELINE_DATABASE_URL": settings.database_url or "",
@@ -115,7 +94,9 @@ async def test_the_projector_runs_as_an_acl_user_with_only_stream_commands(
     for line in [*lines, b"not json"]:
         await redis_client.xadd(settings.stream, {"event": line})
     url = _with_user(redis_server.url, user, password)
-    async with _projector(_env(settings, url), tmp_path / "right.log") as log:
+    async with projector_process(
+        _env(settings, url), tmp_path / "right.log", clean_exit=False
+    ) as log:
         await eventually(lambda: _stored(engine), lambda n: n == len(lines), within=60)
         await asyncio.sleep(2)  # a reclaim pass and a gauge refresh, both under the ACL
     text = await _read(log)
@@ -132,7 +113,9 @@ async def test_a_wrong_password_is_reported_without_the_password(
     user, _ = acl_user
     wrong = f"wrong-{uuid.uuid4().hex}"
     url = _with_user(redis_server.url, user, wrong)
-    async with _projector(_env(settings, url), tmp_path / "wrong.log") as log:
+    async with projector_process(
+        _env(settings, url), tmp_path / "wrong.log", clean_exit=False
+    ) as log:
         text = await eventually(lambda: _read(log), lambda t: "Redis unavailable" in t, within=60)
     text = await _read(log)
     assert wrong not in text

@@ -12,11 +12,9 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -28,7 +26,7 @@ from sqlalchemy.engine import make_url
 from conftest import founding_lines
 from fixtures.servers import PostgresServer, RedisServer
 from support.running import eventually
-from support.service import STANCELINE, service_running
+from support.service import STANCELINE, projector_process, service_running
 
 ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "roles.sql"
 US_HISTORY = "/v1/actors/us/topics/us-arms-strikes-inside-russia/history?include_descendants=true"
@@ -148,7 +146,7 @@ async def test_owner_migrates_writer_projects_reader_serves_and_nothing_more(
     await client.aclose()
 
     async with (
-        _projector({**env, "STANCELINE_DATABASE_URL": writer}, tmp_path),
+        projector_process({**env, "STANCELINE_DATABASE_URL": writer}, tmp_path / "projector.log"),
         service_running(["api"], {**env, "STANCELINE_DATABASE_URL": reader}, tmp_path) as api,
         httpx.AsyncClient(base_url=api.base_url) as http,
     ):
@@ -175,25 +173,6 @@ async def test_owner_migrates_writer_projects_reader_serves_and_nothing_more(
             "TRUNCATE events",
         )
     ] == ["InsufficientPrivilegeError"] * 4
-
-
-@asynccontextmanager
-async def _projector(env: dict[str, str], cwd: Path) -> AsyncIterator[None]:
-    log = cwd / "projector.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            str(STANCELINE),
-            "projector",
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 60)
-        assert code == 0, await asyncio.to_thread(log.read_text, errors="replace")
 
 
 async def _history(http: httpx.AsyncClient) -> dict[str, object]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +27,7 @@ from starlette.routing import Route
 from conftest import founding_lines
 from stanceline.settings import Settings
 from support.running import eventually
-from support.service import STANCELINE, free_port, service_running
+from support.service import free_port, projector_process, service_running
 
 
 class Receiver:
@@ -75,24 +73,6 @@ async def _receiving() -> AsyncIterator[Receiver]:
         await task
 
 
-@asynccontextmanager
-async def _projector(env: dict[str, str], log: Path) -> AsyncIterator[Path]:
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            str(STANCELINE),
-            "projector",
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield log
-    finally:
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 60)
-        assert code == 0, await asyncio.to_thread(log.read_text, errors="replace")
-
-
 def _env(settings: Settings) -> dict[str, str]:
     plain = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
     return {
@@ -121,7 +101,7 @@ async def test_the_projector_exports_its_commits_to_the_configured_endpoint(
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
-        async with _projector(env, tmp_path / "traced.log"):
+        async with projector_process(env, tmp_path / "traced.log"):
             await eventually(lambda: _stored(engine), lambda n: n == len(lines), within=60)
         # Shutdown flushes what the batch processor still held.
         commits = [s for s in receiver.spans if s[1] == "stanceline.commit"]
@@ -139,7 +119,7 @@ async def test_without_an_endpoint_nothing_is_exported_and_nothing_complains(
     lines = founding_lines()
     for line in lines:
         await redis_client.xadd(settings.stream, {"event": line})
-    async with _projector(_env(settings), tmp_path / "plain.log") as log:
+    async with projector_process(_env(settings), tmp_path / "plain.log") as log:
         await eventually(lambda: _stored(engine), lambda n: n == len(lines), within=60)
     text = await asyncio.to_thread(log.read_text, errors="replace")
     assert "opentelemetry" not in text.lower()

@@ -86,3 +86,26 @@ async def stop(service: Service) -> int:
     """Ctrl-C, and the exit code once everything (embedded servers included) has stopped."""
     service.process.send_signal(signal.SIGINT)
     return await asyncio.wait_for(service.process.wait(), 60)
+
+
+@asynccontextmanager
+async def projector_process(
+    env: dict[str, str], log: Path, *, clean_exit: bool = True
+) -> AsyncIterator[Path]:
+    """Run ``stanceline projector`` with ``env`` over the inherited environment, its output
+    in ``log``; stop it with SIGINT (Ctrl-C) and, with ``clean_exit``, require exit 0."""
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            str(STANCELINE),
+            "projector",
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 60)
+        if clean_exit:
+            assert code == 0, await asyncio.to_thread(log.read_text, errors="replace")
