@@ -28,14 +28,21 @@ from sqlalchemy.sql import Executable
 from stanceline.settings import database_url_for_asyncpg
 
 
+_SESSION = {"timezone": "UTC", "application_name": "stanceline", "jit": "off"}
+"""Every session's settings. Timestamps are compared across processes: no session time
+zone may leak in. No JIT: our statements are short, and the planner's estimate for the
+write path's lateral probes (a few index pages each, estimated as hundreds) crosses
+``jit_above_cost``, so a Postgres built with LLVM compiled the feed statement for every
+batch: 90 of its 165 ms per 500 events, measured on Postgres 15 at 100,000 events."""
+
+
 def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(
         database_url_for_asyncpg(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        # Timestamps are compared across processes; never let a session time zone leak in.
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": "stanceline"}},
+        connect_args={"server_settings": _SESSION},
     )
 
 
@@ -63,13 +70,7 @@ def create_read_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
         pool_size=pool_size + 1,
         max_overflow=0,
         pool_pre_ping=False,
-        connect_args={
-            "server_settings": {
-                "timezone": "UTC",
-                "application_name": "stanceline",
-                "default_transaction_read_only": "on",
-            }
-        },
+        connect_args={"server_settings": {**_SESSION, "default_transaction_read_only": "on"}},
     )
     sa.event.listen(engine.sync_engine, "checkout", _closed_is_disconnected)
     _GATES[engine.sync_engine] = asyncio.Semaphore(pool_size)
