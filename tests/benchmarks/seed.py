@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from benchmarks.bare import COLUMNS
 from benchmarks.workload import Hierarchy, generate, sizes_for
 from conftest import _dsn
 from fixtures.servers import _asyncpg_url
@@ -36,19 +37,6 @@ from stanceline.store.append import event_row
 from stanceline.store.db import create_engine
 from stanceline.store.records import Accepted
 
-COLUMNS = (
-    "event_id",
-    "type",
-    "source",
-    "time",
-    "data",
-    "envelope",
-    "digest",
-    "statement_id",
-    "actor_id",
-    "topic_id",
-    "stream_entry_id",
-)
 CHUNK = 20_000
 
 
