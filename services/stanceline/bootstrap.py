@@ -28,6 +28,7 @@ from stanceline.ops.publish import publish_lines
 from stanceline.projector.consumer import Projector, ensure_group
 from stanceline.projector.probes import probe_app
 from stanceline.readmodel.app import create_app
+from stanceline.readmodel.protocol import PROTOCOL
 from stanceline.resources import founding_example
 from stanceline.retry import Stopped, with_backoff
 from stanceline.settings import Settings
@@ -150,7 +151,10 @@ async def run_service(
             app = create_app(
                 engine=engine, projector=health, settings=settings, redis_url=servers.redis_url
             )
-            server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+            # PROTOCOL: httptools, with the requests it rejects itself answered as problem+json.
+            server = _Server(
+                uvicorn.Config(app, host=host, port=port, log_level="warning", http=PROTOCOL)
+            )
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         if demo:
             await publish_demo(settings, servers.redis_url)

@@ -62,6 +62,31 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Where that port listens (0.0.0.0 in a container)."
     )
     embedded_redis_port: int = 6390
+    stream_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often a /v1/stream connection reads the changes feed once caught up.",
+    )
+    stream_ping_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=3600,
+        description="Heartbeat comments on /v1/stream, so proxies keep an idle stream open.",
+    )
+    stream_retry_ms: int = Field(
+        default=3000, ge=0, description="The `retry:` an SSE client waits before reconnecting."
+    )
+    max_streams: int = Field(
+        default=100,
+        ge=0,
+        description="Concurrent /v1/stream connections per API process; beyond it, 503.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins allowed to call the API from a browser"
+        " (`*` for any); empty: no CORS headers.",
+    )
 
     def missing(self, *, database: bool = True, redis: bool = True) -> list[str]:
         """The variables an entry point needs that nobody set, to name them in one message."""

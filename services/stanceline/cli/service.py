@@ -30,6 +30,7 @@ from stanceline.exposition import MULTIPROCESS_DIR
 from stanceline.ops.migrate import head_revision
 from stanceline.ops.migrate import migrate as run_migrations
 from stanceline.ops.publish import publish_lines
+from stanceline.readmodel.protocol import PROTOCOL
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 
@@ -170,7 +171,7 @@ def api(
                 log_level="warning",
                 access_log=False,
                 loop="uvloop",
-                http="httptools",
+                http=PROTOCOL,  # httptools; what it rejects answered as problem+json
             )
         return
     servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)

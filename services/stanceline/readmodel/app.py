@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline import telemetry
 from stanceline.exposition import metrics_endpoint
 from stanceline.health import ProjectorHealth
-from stanceline.readmodel import problems
+from stanceline.readmodel import http, problems
 from stanceline.readmodel.http_metrics import HttpMetrics
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.settings import Settings
@@ -76,6 +76,8 @@ def create_app(
         app.include_router(admin_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(HttpMetrics)
+    # HEAD wherever GET, and CORS for STANCELINE_CORS_ORIGINS: outside the metrics.
+    http.install(app, settings.cors_origins if settings is not None else "")
     if telemetry.enabled():
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified (If-None-Match)"}
+}
+"""A conditional route's ``responses`` entry; readmodel/openapi.py adds ETag and If-None-Match
+to every operation that has it."""
 
 
 def conditional(request: Request, model: BaseModel) -> Response:

@@ -79,6 +79,14 @@ def identifier(kind: str, value: str) -> str:
     return value
 
 
+def id_filter(name: str, value: str | None) -> str | None:
+    """A query filter naming one id: one outside the contract's charset is a bad parameter
+    (400), not a missing resource, since the filtered list itself exists."""
+    if value is not None and not _IDENTIFIER.fullmatch(value):
+        raise _bad(name, "expected an id: 1 to 128 letters, digits and . _ : -")
+    return value
+
+
 def id_list(name: str, value: str | None, *, most: int = 100) -> list[str] | None:
     if value is None:
         return None

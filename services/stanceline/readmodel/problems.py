@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from stanceline.store.errors import is_transient
 
@@ -148,7 +149,12 @@ def install(app: FastAPI) -> None:
             detail = f"no route for {request.method} {request.url.path}"
             return problem_response(404, "not-found", NotFound.title, detail, request)
         kind = f"http-{exc.status_code}"
-        return problem_response(exc.status_code, kind, str(exc.detail), None, request)
+        response = problem_response(exc.status_code, kind, str(exc.detail), None, request)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Every route on the path, not only the first one the router tried (RFC 9110).
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if not is_transient(exc):
@@ -180,29 +186,34 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "internal", ApiError.title, None, request)
 
-    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    from stanceline.readmodel.openapi import document
+
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]
 
 
-def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
-    """Every bad parameter is answered 400 problem+json, so FastAPI's 422 schema would lie."""
-    if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
-
-        schema = get_openapi(
-            title=app.title, version=app.version, summary=app.summary, routes=app.routes
-        )
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        app.openapi_schema = schema
-    return app.openapi_schema
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers on this path; HEAD wherever GET (readmodel/http.py)."""
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "GET"}
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries saying these statuses come back as problem+json."""
-    return {
-        status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Problem"}
-        for status in statuses
-    }
+    """OpenAPI entries saying these statuses come back as problem+json (the Problem schema
+    and the media type are filled in by readmodel/openapi.py, for every error response)."""
+    return {status: {"description": _DESCRIPTIONS.get(status, "Problem")} for status in statuses}
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request parameters",
+    401: "No admin token, or not the configured one",
+    404: "No such resource",
+    503: "A server this answer needs is away",
+}

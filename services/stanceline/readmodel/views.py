@@ -206,3 +206,20 @@ def history_json(
         },
         option=orjson.OPT_UTC_Z,
     )
+
+
+def change_entry(r: Any) -> schemas.ChangeEntry:
+    """A row of the changes feed as ``/v1/changes`` and ``/v1/stream`` both serve it."""
+    return schemas.ChangeEntry(
+        status=r.status,
+        actor_id=r.actor_id,
+        topic_id=r.topic_id,
+        include_descendants=r.rollup,
+        said_at=r.said_at,
+        statement_id=r.statement_id,
+        change=r.change,
+        stance=r.stance,
+        previous_statement_id=r.previous_statement_id,
+        previous_stance=r.previous_stance,
+        recorded_at=r.recorded_at,
+    )

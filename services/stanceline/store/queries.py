@@ -341,6 +341,13 @@ async def changes_page(
     return list((await conn.execute(query)).all())
 
 
+async def feed_end(conn: ReadConnection) -> tuple[int, int]:
+    """A cursor at the feed's current end: every entry not yet visible sorts after it, since
+    it comes from a transaction at or above the horizon (so a live reader starts here)."""
+    horizon = (await conn.execute(sa.select(_FEED_HORIZON))).scalar_one()
+    return (int(horizon) - 1, 2**63 - 1)
+
+
 _STATEMENT_ROW = sa.text(
     f"""
     SELECT {_STATEMENT_COLUMNS},

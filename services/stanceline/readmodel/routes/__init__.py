@@ -10,10 +10,12 @@ from stanceline.readmodel.routes.analytics import router as analytics
 from stanceline.readmodel.routes.catalogue import router as catalogue
 from stanceline.readmodel.routes.feed import router as feed
 from stanceline.readmodel.routes.stances import router as stances
+from stanceline.readmodel.routes.stream import router as stream
 
 router = APIRouter(prefix="/v1")
 for part in (catalogue, stances, analytics, feed):
     router.include_router(part)
+router.include_router(stream)  # /v1/stream: the changes feed as Server-Sent Events
 
 admin_router = APIRouter(prefix="/v1")
 admin_router.include_router(admin)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from stanceline.domain.facts import StatementCorrected, StatementRecorded, StatementRetracted
 from stanceline.domain.statements import apply_statement_fact
 from stanceline.readmodel import schemas, views
+from stanceline.readmodel.etag import NOT_MODIFIED, conditional
 from stanceline.readmodel.params import (
     AsOf,
     CursorText,
     Limit,
     decode_cursor,
     encode_cursor,
+    id_filter,
     identifier,
 )
 from stanceline.readmodel.problems import NotFound, documented
@@ -26,22 +28,24 @@ from stanceline.store.translate import fact_of
 router = APIRouter(tags=["changes"])
 
 IdFilter = Annotated[str | None, Query(description="Only this id.")]
+KindFilter = Annotated[Literal["flip", "shift"] | None, Query(description="Only flips or shifts.")]
 
 
-@router.get("/changes", response_model=schemas.Changes, responses=documented(400))
+@router.get(
+    "/changes", response_model=schemas.Changes, responses={**NOT_MODIFIED, **documented(400)}
+)
 async def changes(
+    request: Request,
     conn: Reader,
     as_of: AsOf,
     known_at: KnownAt,
     cursor: CursorText = None,
     actor: IdFilter = None,
     topic: IdFilter = None,
-    kind: Annotated[
-        Literal["flip", "shift"] | None, Query(description="Only flips or shifts.")
-    ] = None,
+    kind: KindFilter = None,
     include_descendants: IncludeDescendants = False,
     limit: Limit = 100,
-) -> schemas.Changes:
+) -> Response:
     """Change points in the order they became known. Poll with ``next_cursor``: entries
     appear only once every transaction that could still add an earlier one has ended, so a
     cursor never skips a change, even with several projectors committing out of order."""
@@ -49,38 +53,27 @@ async def changes(
     rows = await queries.changes_page(
         conn,
         after=(key[0], key[1]) if key else None,
-        actor_id=identifier("actor", actor) if actor else None,
-        topic_id=identifier("topic", topic) if topic else None,
+        actor_id=id_filter("actor", actor),
+        topic_id=id_filter("topic", topic),
         kind=kind,
         rollup=include_descendants,
         as_of=as_of,
         known_at=known_at,
         limit=limit,
     )
-    entries = [
-        schemas.ChangeEntry(
-            status=r.status,
-            actor_id=r.actor_id,
-            topic_id=r.topic_id,
-            include_descendants=r.rollup,
-            said_at=r.said_at,
-            statement_id=r.statement_id,
-            change=r.change,
-            stance=r.stance,
-            previous_statement_id=r.previous_statement_id,
-            previous_stance=r.previous_stance,
-            recorded_at=r.recorded_at,
-        )
-        for r in rows
-    ]
+    entries = [views.change_entry(r) for r in rows]
     last = (rows[-1].xact_id, rows[-1].id) if rows else (key or (0, 0))
-    return schemas.Changes(changes=entries, next_cursor=encode_cursor(*last))
+    return conditional(request, schemas.Changes(changes=entries, next_cursor=encode_cursor(*last)))
 
 
 @router.get(
-    "/statements/{statement_id}", response_model=schemas.Statement, responses=documented(400, 404)
+    "/statements/{statement_id}",
+    response_model=schemas.Statement,
+    responses={**NOT_MODIFIED, **documented(400, 404)},
 )
-async def statement(conn: Reader, statement_id: str, known_at: KnownAt) -> schemas.Statement:
+async def statement(
+    request: Request, conn: Reader, statement_id: str, known_at: KnownAt
+) -> Response:
     """The statement as it reads now (or as known then), with every event behind it."""
     identifier("statement", statement_id)
     stored = await statement_events(conn, statement_id, known_at)
@@ -114,7 +107,7 @@ async def statement(conn: Reader, statement_id: str, known_at: KnownAt) -> schem
         reads_now = views.point_from_row(row)
     elif state.body is not None:
         reads_now = views.point_from_body(statement_id, state.body)
-    return schemas.Statement(
+    body = schemas.Statement(
         statement_id=statement_id,
         recorded=state.recorded_by is not None,
         retracted=state.retracted_by is not None,
@@ -124,3 +117,4 @@ async def statement(conn: Reader, statement_id: str, known_at: KnownAt) -> schem
         known_at=known_at,
         events=history,
     )
+    return conditional(request, body)
