@@ -25,6 +25,7 @@ from stanceline import telemetry
 from stanceline.exposition import metrics_endpoint
 from stanceline.health import ProjectorHealth
 from stanceline.readmodel import http, problems
+from stanceline.readmodel import page as dashboard_page
 from stanceline.readmodel.http_metrics import HttpMetrics
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.settings import Settings
@@ -75,6 +76,7 @@ def create_app(
     if admin:
         app.include_router(admin_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    dashboard_page.mount(app)  # the built-in dashboard at /, outside the schema
     app.add_middleware(HttpMetrics)
     # HEAD wherever GET, and CORS for STANCELINE_CORS_ORIGINS: outside the metrics.
     http.install(app, settings.cors_origins if settings is not None else "")
