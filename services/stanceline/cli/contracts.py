@@ -1,9 +1,10 @@
 """``stanceline contracts``: write or check the contract files publishers read.
 
 `contracts/schemas/*.schema.json` and `contracts/asyncapi.yaml` are generated
-from the wire models, so that a change to the models shows up as a change to
-the files in review; ``check`` is what CI and the tests run to catch a model
-changed without them.
+from the wire models, and `contracts/openapi.json` from the read model's app (every
+route, the admin ones included), so that a change to the models or the routes shows up
+as a change to the files in review; ``check`` is what CI and the tests run to catch a
+model or a route changed without them.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from stanceline.cli.common import Json, app, console, emit, results
 from stanceline.contract.asyncapi import asyncapi_document, to_yaml
 from stanceline.contract.schemas import event_schemas, schema_file_name, schema_text
 from stanceline.projector.entries import EVENT_FIELD
+from stanceline.readmodel.openapi import exported_text as openapi_text
 from stanceline.settings import Settings
 
 ASYNCAPI_FILE = "asyncapi.yaml"
+OPENAPI_FILE = "openapi.json"
 SCHEMAS_DIR = "schemas"
 EXAMPLES_DIR = "examples"
 
 Status = Literal["unchanged", "written", "differs", "missing", "stale", "removed"]
 
 contracts = typer.Typer(
-    help="The v1 contract for publishers: JSON Schemas and the AsyncAPI document, "
-    "generated from the wire models.",
+    help="The v1 contracts: JSON Schemas and the AsyncAPI document for publishers, "
+    "generated from the wire models, and the HTTP API's OpenAPI document.",
     no_args_is_help=True,
 )
 app.add_typer(contracts, name="contracts", rich_help_panel="Developing")
@@ -68,6 +71,7 @@ def generated_files(directory: Path) -> dict[str, str]:
         examples=_first_examples(directory / EXAMPLES_DIR),
     )
     files[ASYNCAPI_FILE] = to_yaml(document)
+    files[OPENAPI_FILE] = openapi_text()
     return files
 
 
@@ -101,7 +105,7 @@ def compare(directory: Path) -> dict[str, Status]:
 
 @contracts.command("write")
 def write(directory: Directory = None, json_output: Json = False) -> None:
-    """Write the JSON Schemas and the AsyncAPI document from the wire models."""
+    """Write the JSON Schemas, the AsyncAPI document and the OpenAPI document."""
     directory = directory or default_directory()
     expected = generated_files(directory)
     done: dict[str, Status] = {}
@@ -121,7 +125,7 @@ def write(directory: Directory = None, json_output: Json = False) -> None:
 
 @contracts.command("check")
 def check(directory: Directory = None, json_output: Json = False) -> None:
-    """Exit 1 if the files differ from what the wire models generate."""
+    """Exit 1 if the files differ from what the wire models and the routes generate."""
     directory = directory or default_directory()
     states = compare(directory)
     ok = all(state == "unchanged" for state in states.values())
@@ -142,6 +146,6 @@ def _report(directory: Path, states: dict[str, Status], *, ok: bool, json_output
     else:
         console.print(
             f"[red]error:[/] {len(changed)} of {len(states)} contract files do not match the "
-            "wire models; run `stanceline contracts write` and commit the result",
+            "wire models and routes; run `stanceline contracts write` and commit the result",
             highlight=False,
         )

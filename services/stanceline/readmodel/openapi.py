@@ -18,6 +18,7 @@ every route, rather than route by route where one could be forgotten:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -81,3 +82,20 @@ def _shape(path: str, operation: dict[str, Any]) -> None:
         operation["parameters"] = [*operation.get("parameters", []), IF_NONE_MATCH]
         for status in ("200", "304"):
             responses[status].setdefault("headers", {})["ETag"] = ETAG_HEADER
+
+
+def exported() -> dict[str, Any]:
+    """The document ``contracts/openapi.json`` holds: the app with every optional part
+    mounted (the admin routes too), built without connecting to anything."""
+    from pydantic import SecretStr
+
+    from stanceline.readmodel.app import create_app
+    from stanceline.settings import Settings
+
+    settings = Settings.model_construct(admin_token=SecretStr("documentation"))
+    return create_app(database_url="postgresql://documentation/only", settings=settings).openapi()
+
+
+def exported_text() -> str:
+    """``exported()`` as the file's exact text (sorted nowhere: FastAPI's order is stable)."""
+    return json.dumps(exported(), indent=2, ensure_ascii=False) + "\n"
