@@ -84,12 +84,10 @@ def layout(
     step = length if step is None else step
     if step <= timedelta(0) or length < timedelta(0):
         raise ValueError("window and step must be positive")
-    windows = []
-    first = start
-    while first + length <= stop:
-        windows.append(Window(first, first + length))
-        first += step
-    return windows
+    return [
+        Window(start + k * step, start + k * step + length)
+        for k in range(window_count(start, stop, length, step))
+    ]
 
 
 def window_count(start: datetime, stop: datetime, length: timedelta, step: timedelta) -> int:

@@ -11,10 +11,11 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import TypeAdapter, ValidationError
 
 from stanceline.readmodel.problems import BadRequest, InvalidParam, NotFound
 
@@ -41,6 +42,44 @@ def parse_moment(name: str, value: str | None) -> datetime | None:
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise _bad(name, reason) from None
+
+
+def parse_start(name: str, value: str | None) -> datetime | None:
+    """Like ``parse_moment``, but a plain date means the start of that day (UTC): the
+    lower bound of a range."""
+    if value is not None and len(value) == 10:
+        try:
+            return datetime.combine(date.fromisoformat(value), time.min, UTC)
+        except ValueError:
+            raise _bad(name, "expected an RFC 3339 time with offset or a date") from None
+    return parse_moment(name, value)
+
+
+_DURATION = TypeAdapter(timedelta)
+_CALENDAR = re.compile(r"P[^T]*[YM]")
+DURATION_HELP = (
+    "An ISO 8601 duration of fixed length: weeks, days, hours, minutes, seconds"
+    " (P7D, P1W, PT12H, P1DT6H). Years and months are refused: their length varies."
+)
+
+
+def parse_duration(name: str, value: str | None) -> timedelta | None:
+    """A positive ISO 8601 duration. Calendar units (P1M, P1Y) have no fixed length, so
+    they are refused rather than guessed (pydantic would take a month as 30 days)."""
+    if value is None:
+        return None
+    reason = "expected a positive ISO 8601 duration such as P7D, P1W or PT12H"
+    if not value.startswith("P"):
+        raise _bad(name, reason)
+    if _CALENDAR.match(value):
+        raise _bad(name, "years and months have no fixed length: use days or weeks (P30D)")
+    try:
+        duration = _DURATION.validate_python(value)
+    except ValidationError:
+        raise _bad(name, reason) from None
+    if duration <= timedelta(0):
+        raise _bad(name, reason)
+    return duration
 
 
 async def as_of_param(

@@ -135,6 +135,21 @@ class ReadConnection:
         self._check()
         return await self._conn.scalar(statement, params)
 
+    async def stream(
+        self, statement: Executable, params: Any, batch: int
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Rows off a server-side cursor, ``batch`` at a time: an export of a million rows
+        never holds more than one batch (the cursor lives in this read transaction)."""
+        self._check()
+        result = await self._conn.stream(
+            statement, params, execution_options={"yield_per": batch}
+        )
+        try:
+            async for rows in result.partitions(batch):
+                yield [tuple(r) for r in rows]
+        finally:
+            await result.close()
+
     async def only(self, statement: sa.TextClause, params: Mapping[str, Any]) -> list[Record]:
         """The response's only statement, its rows as asyncpg records.
 
