@@ -21,6 +21,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline import telemetry
+from stanceline.dispatcher.worker import Dispatcher
 from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.health import ProjectorHealth
 from stanceline.ops.migrate import SchemaNotCurrent, migrate, require_current
@@ -105,14 +106,21 @@ async def run_service(
     port: int = 8000,
     demo: bool = False,
     on_ready: Callable[[], None] | None = None,
+    dispatcher: bool = False,
 ) -> None:
     tracing = telemetry.configure(
-        "stanceline" if api and projector else "stanceline-api" if api else "stanceline-projector"
+        "stanceline-dispatcher"
+        if not (api or projector)
+        else "stanceline"
+        if api and projector
+        else "stanceline-api"
+        if api
+        else "stanceline-projector"
     )
     # The API alone gets the read engine (read-only sessions, one round trip a read).
     engine = (
         create_engine(servers.database_url)
-        if projector
+        if projector or dispatcher
         else create_read_engine(servers.database_url)
     )
     stop = asyncio.Event()
@@ -147,6 +155,9 @@ async def run_service(
             assert health is not None
             worker = Projector(settings, engine, servers.redis_url, health)
             tasks.append(asyncio.create_task(worker.run(stop), name="projector"))
+        if dispatcher:
+            sender = Dispatcher(settings, engine)
+            tasks.append(asyncio.create_task(sender.run(stop), name="dispatcher"))
         if api:
             app = create_app(
                 engine=engine, projector=health, settings=settings, redis_url=servers.redis_url

@@ -6,6 +6,7 @@ the CLI can build their own without touching global state.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +46,28 @@ class Settings(BaseSettings):
     reclaim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)
     admin_token: SecretStr | None = None
+    webhook_retry_schedule: str = Field(
+        default="0,5,300,1800,7200,18000,36000,50400,72000,86400",
+        pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
+        description="Seconds to wait before each webhook attempt after a failure, comma-separated"
+        " (Standard Webhooks' schedule; jitter stretches each by up to 20%).",
+    )
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    webhook_disable_after: timedelta = Field(
+        default=timedelta(days=5),
+        description="A subscription whose messages have all failed this long is disabled.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback, private and link-local addresses.",
+    )
+    webhook_workers: int = Field(
+        default=4, ge=1, le=64, description="Batches of webhook deliveries in flight at once."
+    )
+    webhook_batch: int = Field(default=50, ge=1, le=1000)
+    webhook_poll_s: float = Field(
+        default=0.1, gt=0, le=60, description="How often an idle dispatcher looks for work."
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text, or one JSON object per line."
     )

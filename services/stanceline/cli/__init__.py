@@ -6,10 +6,10 @@ package only gathers them.
 
 from __future__ import annotations
 
-from stanceline.cli import contracts, dlq, operate, service
+from stanceline.cli import contracts, dlq, operate, service, subscriptions
 from stanceline.cli.common import app
 
-__all__ = ["app", "contracts", "dlq", "main", "operate", "service"]
+__all__ = ["app", "contracts", "dlq", "main", "operate", "service", "subscriptions"]
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def up(
     host: Host = "127.0.0.1",
     port: Port = 8000,
 ) -> None:
-    """Migrate, then run the projector and the API in one process.
+    """Migrate, then run the projector, the API and the webhook dispatcher in one process.
 
     With neither STANCELINE_DATABASE_URL nor STANCELINE_REDIS_URL set, embedded
     Postgres and Redis start with their data under STANCELINE_DATA_DIR.
@@ -94,6 +94,7 @@ def up(
                 port=port,
                 demo=demo,
                 on_ready=ready,
+                dispatcher=True,
             )
         )
     finally:
@@ -130,6 +131,15 @@ def projector() -> None:
     settings = Settings()
     servers = bootstrap.start_servers(settings, allow_embedded=False)
     run_async(bootstrap.run_service(settings, servers, api=False, projector=True))
+
+
+@app.command()
+def dispatcher() -> None:
+    """Run only the webhook dispatcher: deliver the outbox to subscribers (several may run)."""
+    setup_logging()
+    settings = Settings()
+    servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
+    run_async(bootstrap.run_service(settings, servers, api=False, projector=False, dispatcher=True))
 
 
 @app.command()

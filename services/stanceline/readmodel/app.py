@@ -29,7 +29,7 @@ from stanceline.readmodel import page as dashboard_page
 from stanceline.readmodel.http_metrics import HttpMetrics
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.settings import Settings
-from stanceline.store.db import create_read_engine
+from stanceline.store.db import create_engine, create_read_engine
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ def create_app(
         # Its own engine is read-only (no pre-ping, read-only sessions: store.db); one
         # handed in (``stanceline up`` shares the projector's) is used as it is.
         app.state.engine = engine or create_read_engine(_required(database_url))
+        # Subscriptions are written through the admin routes: a writer engine, only then.
+        app.state.writer = (engine or create_engine(_required(database_url))) if admin else None
         app.state.redis = aioredis.Redis.from_url(redis_url) if admin and redis_url else None
         try:
             yield
@@ -61,6 +63,8 @@ def create_app(
                 await app.state.redis.aclose()
             if owned:
                 await app.state.engine.dispose()
+                if app.state.writer is not None:
+                    await app.state.writer.dispose()
 
     app = FastAPI(
         title="stanceline",

@@ -31,7 +31,15 @@ from stanceline.domain.statements import (
     apply_statement_fact,
     rerecording_conflicts,
 )
-from stanceline.store import append, catalogue, dead_letters, locks, series, statement_rows
+from stanceline.store import (
+    append,
+    catalogue,
+    dead_letters,
+    locks,
+    outbox,
+    series,
+    statement_rows,
+)
 from stanceline.store.records import Accepted, BatchReport, Rejected
 from stanceline.store.translate import fact_of
 
@@ -90,6 +98,9 @@ async def store_batch(
 
     new_facts = [facts[item.event.id] for item in keep if item.event.id in inserted]
     await _project(conn, new_facts, states)
+    if new_facts:
+        # Flip alerts commit with the feed entries they tell of, or not at all.
+        await outbox.fill(conn)
     return report
 
 

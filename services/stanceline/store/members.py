@@ -82,3 +82,11 @@ def change_kind(previous: str, stance: str) -> str:
     )
     first = change_between(None, Stance.SUPPORT).value
     return f"(CASE WHEN {previous} IS NULL THEN '{first}' {cases} END)"
+
+
+def watches(actors: str, descendants: str, actor: str, rollup: str) -> str:
+    """Whether a watcher of ``actors`` (a text array; empty: every actor), with or without
+    descendants, watches series (``actor``, ``rollup``) of the changes feed: with them an
+    actor's rolled-up series (a leaf's is its own points, fed under ``rollup`` too), without
+    them its own series. The same choice a history's ``include_descendants`` makes."""
+    return f"(cardinality({actors}) = 0 OR {actor} = ANY({actors})) AND {rollup} = {descendants}"

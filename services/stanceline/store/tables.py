@@ -11,7 +11,7 @@ exactly as the pure fold does in Python.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
 
 metadata = sa.MetaData(
     naming_convention={
@@ -205,5 +205,82 @@ projection_meta = sa.Table(
     sa.CheckConstraint("id = 1", name="single_row"),
 )
 """When the projection was last rebuilt from ``events`` (one row, or none: never)."""
+
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("actors", ARRAY(sa.Text), nullable=False),
+    sa.Column("topics", ARRAY(sa.Text), nullable=False),
+    sa.Column("kinds", ARRAY(sa.Text), nullable=False),
+    sa.Column("receives", ARRAY(sa.Text), nullable=False),
+    sa.Column("include_descendants", sa.Boolean, nullable=False),
+    sa.Column("created_at", Tz, nullable=False, server_default=sa.func.now()),
+    sa.Column("failing_since", Tz),
+    sa.Column("disabled_at", Tz),
+    sa.Column("disabled_reason", sa.Text),
+)
+"""Who is told about which change points (flip alerts). ``receives`` is the set of
+``status:change`` pairs the subscription's ``kinds`` select, computed once by
+``domain.webhooks.receives`` so the outbox's SQL never restates that rule."""
+
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column(
+        "subscription_id",
+        Id,
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("change_id", sa.BigInteger, nullable=False),
+    sa.Column("topic_id", Id, nullable=False),
+    sa.Column("actor_id", Id, nullable=False),
+    sa.Column("rollup", sa.Boolean, nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.Text, nullable=False, server_default=sa.text("'pending'")),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", Tz, nullable=False, server_default=sa.func.now()),
+    sa.Column("created_at", Tz, nullable=False, server_default=sa.func.now()),
+    sa.Column("finished_at", Tz),
+    sa.UniqueConstraint("subscription_id", "change_id", name="uq_webhook_outbox_change"),
+    sa.Index(
+        "ix_webhook_outbox_due",
+        "next_attempt_at",
+        "id",
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
+    sa.Index(
+        "ix_webhook_outbox_series",
+        "subscription_id",
+        "topic_id",
+        "actor_id",
+        "rollup",
+        "sequence",
+    ),
+)
+"""Messages to send: one per (subscription, change point), written in the transaction
+that wrote the change point (``store.outbox.fill``), delivered by the dispatcher."""
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column(
+        "outbox_id",
+        sa.BigInteger,
+        sa.ForeignKey("webhook_outbox.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("attempted_at", Tz, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_webhook_attempts_outbox", "outbox_id", "id"),
+)
+"""Each try of each message: the delivery log."""
 
 PROJECTION_TABLES = (actors, actor_lineage, topics, statements, series_tips)

@@ -13,6 +13,7 @@ from stanceline.readmodel.routes.feed import router as feed
 from stanceline.readmodel.routes.networks import router as networks
 from stanceline.readmodel.routes.stances import router as stances
 from stanceline.readmodel.routes.stream import router as stream
+from stanceline.readmodel.routes.subscriptions import router as subscriptions
 
 router = APIRouter(prefix="/v1")
 for part in (catalogue, stances, analytics, feed):
@@ -23,3 +24,4 @@ router.include_router(export)  # /v1/export/statements, /v1/export/changes (stre
 
 admin_router = APIRouter(prefix="/v1")
 admin_router.include_router(admin)
+admin_router.include_router(subscriptions)
