@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +36,7 @@ from support.analysts import (
     store,
 )
 from support.events import envelope, statement
+from support.service import STANCELINE
 
 STATEMENTS, CHANGES = "/v1/export/statements", "/v1/export/changes"
 
@@ -221,3 +226,42 @@ async def test_bad_parameters_are_400_problems(
         response = await client.get(url, params=params)
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_command_writes_the_bytes_the_route_streams(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    await store(engine, founding_documents())
+    moment = (await pg_now(engine)).isoformat()
+    filters = {"topics": ARMS, "actors": "us", "known_at": moment}
+    async with api(engine) as http:
+        streamed = {
+            fmt: (
+                await export(http, CHANGES, format=fmt, include_descendants="true", **filters)
+            ).content
+            for fmt in ("csv", "parquet")
+        }
+    for fmt, content in streamed.items():
+        target = tmp_path / f"changes.{fmt}"
+        args = [str(STANCELINE), "export", "changes", "--format", fmt, "-o", str(target)]
+        args += [f"--{k.replace('_', '-')}={v}" for k, v in filters.items()]
+        args += ["--include-descendants", "--json"]
+        env = {**os.environ, "STANCELINE_DATABASE_URL": database_url}
+        done = await asyncio.to_thread(
+            subprocess.run, args, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert (report["rows"], report["bytes"]) == (5, len(content))  # FOUNDING_CHANGES[1:]
+        assert target.read_bytes() == content
+    failed = await asyncio.to_thread(
+        subprocess.run,
+        [str(STANCELINE), "export", "changes", "-o", str(tmp_path / "x"), "--from", "soon"],
+        env={**os.environ, "STANCELINE_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 2
+    assert "--from" in failed.stderr
+    assert not (tmp_path / "x").exists()

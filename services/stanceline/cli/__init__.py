@@ -7,6 +7,7 @@ package only gathers them.
 from __future__ import annotations
 
 from stanceline.cli import contracts, dlq, operate, service, subscriptions
+from stanceline.cli import export as export  # registers `stanceline export`
 from stanceline.cli.common import app
 
 __all__ = ["app", "contracts", "dlq", "main", "operate", "service", "subscriptions"]
