@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from stanceline.store.errors import is_transient
 
@@ -192,17 +192,24 @@ def install(app: FastAPI) -> None:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """The methods some route answers on this path; HEAD wherever GET (readmodel/http.py)."""
-    methods: set[str] = set()
-    scope = {**request.scope, "method": "GET"}
-    for route in request.app.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
-                methods |= route.methods
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    """The methods some route answers on this path; HEAD wherever GET (readmodel/http.py).
+
+    Each method is tried against the app's routes as the router would (FastAPI nests
+    included routers, so their methods are not a flat list to read)."""
+    allowed = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.routes
+        )
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return sorted(allowed)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
