@@ -87,3 +87,70 @@ async def test_the_chart_shows_the_us_series_with_its_three_points(
     assert [when for _, when in listed] == sorted((when for _, when in listed), reverse=True)
     assert await page.locator("#changes li.flip").count() == 0
     assert not [e for e in watched.errors if "Content Security Policy" in e], watched.errors
+
+
+async def _refreshed(watched: Watched, before: int) -> None:
+    await watched.page.wait_for_function(
+        f"() => Number(document.body.dataset.refreshes) > {before}"
+    )
+
+
+async def _refreshes(watched: Watched) -> int:
+    return int(await watched.page.evaluate("() => Number(document.body.dataset.refreshes)"))
+
+
+async def test_the_controls_ask_as_of_a_day_without_roll_up_and_as_known_then(
+    founding_service: str, watched: Watched
+) -> None:
+    page = watched.page
+    await open_dashboard(page, founding_service, QUERY)
+
+    # as of 1 June 2024: the US had gone from oppose to neutral, not yet to support.
+    count = await _refreshes(watched)
+    await page.locator("#as-of").fill("2024-06-01")
+    await _refreshed(watched, count)
+    assert "as_of=2024-06-01" in page.url
+    history = await _json(founding_service, f"{US_HISTORY}&as_of=2024-06-01")
+    assert (await series(page))["us"]["points"] == [
+        [_ms(p["said_at"]), p["score"], p["statement_id"], p["stance"]]
+        for p in history["points"]  # type: ignore[union-attr]
+    ]
+    assert [p[3] for p in (await series(page))["us"]["points"]] == ["oppose", "neutral"]
+
+    # Without roll-up: one line per actor that spoke itself, each its own series.
+    count = await _refreshes(watched)
+    await page.locator("#include-descendants").uncheck()
+    await _refreshed(watched, count)
+    assert "include_descendants=false" in page.url
+    speakers = await _json(founding_service, f"/v1/topics/{TOPIC}/stances?as_of=2024-06-01")
+    own = sorted(s["actor_id"] for s in speakers["stances"])  # type: ignore[union-attr]
+    assert own == ["ua.hur", "us.nsc", "us.white-house"]
+    lines = await series(page)
+    assert sorted(lines) == own
+    for actor in own:
+        path = f"/v1/actors/{actor}/topics/{TOPIC}/history?as_of=2024-06-01"
+        mine = await _json(founding_service, path)
+        assert [p[2] for p in lines[actor]["points"]] == [
+            p["statement_id"]
+            for p in mine["points"]  # type: ignore[union-attr]
+        ]
+
+    # Known at a moment before the example was recorded: nothing was known.
+    count = await _refreshes(watched)
+    await page.locator("#known-at").fill("2020-01-01T00:00:00")
+    await _refreshed(watched, count)
+    assert "known_at=" in page.url
+    assert await series(page) == {}
+    await expect(page.locator("#heatmap tbody tr")).to_have_count(0)
+    await expect(page.locator("#changes li.hint")).to_have_text("No changes.")
+
+    # "now" clears both moments.
+    count = await _refreshes(watched)
+    await page.locator("#now").click()
+    await _refreshed(watched, count)
+    assert "as_of" not in page.url
+    assert "known_at" not in page.url
+    assert [p[3] for p in (await series(page))["us.white-house"]["points"]] == [
+        "neutral",
+        "support",
+    ]

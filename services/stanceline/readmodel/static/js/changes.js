@@ -1,4 +1,5 @@
-// The latest change points of the selected topic, newest said_at first, flips marked.
+// The latest change points of the selected topic, newest said_at first (then by actor and
+// statement id), flips marked.
 // The feed is a log of "added" and "withdrawn" entries; replaying it gives the change
 // points that stand now.
 
@@ -12,8 +13,12 @@ export function standing(entries) {
     if (entry.status === "withdrawn") live.delete(key);
     else live.set(key, entry);
   }
+  const order = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
   return [...live.values()].sort(
-    (a, b) => Date.parse(b.said_at) - Date.parse(a.said_at) || (a.actor_id < b.actor_id ? -1 : 1),
+    (a, b) =>
+      Date.parse(b.said_at) - Date.parse(a.said_at) ||
+      order(a.actor_id, b.actor_id) ||
+      order(a.statement_id, b.statement_id),
   );
 }
 

@@ -11,6 +11,10 @@ import { StanceChart } from "./stance-chart.js";
 
 const MAX_ACTORS = 60;
 const MAX_TOPICS = 24;
+// Change points travel on the feed; a statement that repeats the stance before it does
+// not. The open topic is re-read this often as well (histories and stances carry ETags,
+// so the browser revalidates and an unchanged answer costs a 304).
+const REREAD_MS = 30000;
 const $ = (id) => document.getElementById(id);
 
 const state = readUrl();
@@ -144,6 +148,7 @@ async function refresh(topicIds) {
     }
     renderControls();
     renderHeatmap($("heatmap"), heatmapRows, topics.slice(0, MAX_TOPICS), state.topic, selectTopic);
+    $("heatmap-note").textContent = truncation();
     let cursor = null;
     if (state.topic && (topicIds === null || topicIds.has(state.topic))) {
       const shown = await loadTopic();
@@ -160,6 +165,14 @@ async function refresh(topicIds) {
     error.hidden = false;
     return null;
   }
+}
+
+function truncation() {
+  const actorsLeft = Math.max(0, actors.size - MAX_ACTORS);
+  const topicsLeft = Math.max(0, topics.length - MAX_TOPICS);
+  if (!actorsLeft && !topicsLeft) return "";
+  return `Showing the first ${MAX_ACTORS} actors and ${MAX_TOPICS} topics ` +
+    `(${actorsLeft} actors and ${topicsLeft} topics more: pick a topic for its chart).`;
 }
 
 function selectTopic(topicId) {
@@ -199,3 +212,6 @@ $("now").addEventListener("click", () => {
 });
 
 restart();
+setInterval(() => {
+  if (state.topic) schedule(new Set([state.topic]));
+}, REREAD_MS);
