@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,10 +25,11 @@ from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.health import ProjectorHealth
 from stanceline.ops.migrate import SchemaNotCurrent, migrate, require_current
 from stanceline.ops.publish import publish_lines
-from stanceline.projector.consumer import Projector, ensure_group
+from stanceline.projector.consumer import Projector
 from stanceline.projector.probes import probe_app
 from stanceline.readmodel.app import create_app
 from stanceline.readmodel.protocol import PROTOCOL
+from stanceline.redis_client import connect
 from stanceline.resources import founding_example
 from stanceline.retry import Stopped, with_backoff
 from stanceline.settings import Settings
@@ -256,10 +256,12 @@ async def _schema_current(engine: AsyncEngine, stop: asyncio.Event) -> bool:
 
 async def publish_demo(settings: Settings, redis_url: str) -> int:
     """The founding example goes through the stream, as an upstream would send it."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
-        await ensure_group(client, settings.stream, settings.group)
         with founding_example().open("rb") as lines:
-            return await publish_lines(client, settings.stream, lines)
+            sent = await publish_lines(
+                client, settings.stream, lines, shards=settings.stream_shards, group=settings.group
+            )
+            return sent.total()
     finally:
         await client.aclose()

@@ -110,6 +110,22 @@ class Settings(BaseSettings):
         description="Comma-separated origins allowed to call the API from a browser"
         " (`*` for any); empty: no CORS headers.",
     )
+    stream_shards: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Stream keys the stream is split into (contract/shards.py names them).",
+    )
+    shards: str | None = Field(
+        default=None, description="The shards this projector reads, e.g. 0-3,6 (unset: all)."
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="Where the API reads (a hot standby); the writer URL stays for the rest.",
+    )
+    max_replica_lag_s: float = Field(
+        default=30.0, gt=0, description="/readyz answers 503 when the standby is further behind."
+    )
 
     def missing(self, *, database: bool = True, redis: bool = True) -> list[str]:
         """The variables an entry point needs that nobody set, to name them in one message."""

@@ -4,7 +4,7 @@ Configured the standard way, by OpenTelemetry's own variables:
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``), plus
 ``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_HEADERS`` and the rest. With no
 endpoint nothing is set up: spans are OpenTelemetry's no-ops, nothing is sent,
-and nothing warns. FastStream's middleware traces each batch it consumes,
+and nothing warns. The projector traces each batch it consumes (``<stream key> process``),
 FastAPI's instrumentation each request, and the committer each commit.
 """
 

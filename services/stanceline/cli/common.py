@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import redis.asyncio as aioredis
 import typer
 import uvloop
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -50,6 +49,7 @@ from typer.exceptions import TyperException
 from stanceline.ops import rebuild as rebuilding
 from stanceline.ops import replay as replaying
 from stanceline.ops import status as stats
+from stanceline.redis_client import RedisClient, connect
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 from stanceline.store.errors import StoreUnavailable, is_transient
@@ -148,7 +148,11 @@ DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Report what would happen; change nothing.")
 ]
 StreamName = Annotated[
-    str | None, typer.Option("--stream", help="The stream (default: STANCELINE_STREAM).")
+    str | None,
+    typer.Option(
+        "--stream",
+        help="One stream key (default: STANCELINE_STREAM, all of its shards when it has several).",
+    ),
 ]
 _MOMENT = TypeAdapter(datetime)
 _SPAN = TypeAdapter(timedelta)
@@ -277,10 +281,8 @@ async def engine_for(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @asynccontextmanager
-async def redis_for(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(
-        settings.redis_url or "", socket_connect_timeout=5, socket_timeout=30
-    )
+async def redis_for(settings: Settings) -> AsyncIterator[RedisClient]:
+    client = connect(settings.redis_url or "", socket_connect_timeout=5, socket_timeout=30)
     try:
         yield client
     finally:

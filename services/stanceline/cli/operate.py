@@ -78,7 +78,16 @@ def replay(
             raise typer.BadParameter(str(exc)) from None
         with progress_bar("replaying") as progress:
             result = run_or_exit(
-                settings, _replay(settings, name, start, end or "+", dry_run, progress)
+                settings,
+                _replay(
+                    settings,
+                    name,
+                    start,
+                    end or "+",
+                    dry_run,
+                    progress,
+                    shards=1 if stream else settings.stream_shards,
+                ),
             )
     out = results()
     if json_output:
@@ -100,6 +109,12 @@ def replay(
             f"{result.already_dead_lettered} already dead-lettered (skipped)",
             markup=False,
         )
+        for shard in result.shards:
+            out.print(
+                f"  {shard.stream}: {shard.entries} entries, {shard.new} {would}new, "
+                f"{shard.duplicates} {would}duplicates, {shard.dead_lettered} {would}dead-lettered",
+                markup=False,
+            )
 
 
 async def _replay(
@@ -109,12 +124,14 @@ async def _replay(
     end: str,
     dry_run: bool,
     progress: Callable[[int, int | None], None],
+    shards: int = 1,
 ) -> replaying.ReplayReport:
     async with engine_for(settings) as engine, redis_for(settings) as client:
-        return await replaying.replay(
+        return await replaying.replay_shards(
             engine,
             client,
             stream,
+            shards,
             start,
             end,
             dry_run=dry_run,
@@ -194,7 +211,11 @@ def status(stream: StreamName = None, json_output: Json = False) -> None:
     async def run() -> stats.Status:
         async with engine_for(settings) as engine, redis_for(settings) as client:
             return await stats.status(
-                engine, client, stream or settings.stream, group=settings.group
+                engine,
+                client,
+                stream or settings.stream,
+                group=settings.group,
+                shards=1 if stream else settings.stream_shards,
             )
 
     result = run_or_exit(settings, run())
@@ -213,6 +234,14 @@ def show_status(result: stats.Status) -> None:
         + (f", {s.first_entry_id} … {s.last_entry_id}" if s.last_entry_id else "")
         + ("" if s.exists else " (does not exist)")
     )
+    if len(s.shards) > 1:
+        for shard in s.shards:
+            lag = sum(g.lag_entries for g in shard.groups)
+            pending = sum(g.pending for g in shard.groups)
+            out.print(
+                f"  shard {shard.name}: {shard.length} entries, lag {lag}, pending {pending}",
+                markup=False,
+            )
     table = Table(
         Column("group", overflow="fold"),
         Column("consumer", overflow="fold"),

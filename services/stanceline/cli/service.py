@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
-import redis.asyncio as aioredis
 import typer
 import uvicorn
 
@@ -31,6 +31,7 @@ from stanceline.ops.migrate import head_revision
 from stanceline.ops.migrate import migrate as run_migrations
 from stanceline.ops.publish import publish_lines
 from stanceline.readmodel.protocol import PROTOCOL
+from stanceline.redis_client import connect
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 
@@ -206,16 +207,23 @@ def publish(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
 
-    async def run() -> int:
-        client = aioredis.Redis.from_url(settings.redis_url or "")
+    async def run() -> Counter[str]:
+        client = connect(settings.redis_url or "")
         try:
-            return await publish_lines(client, settings.stream, source)
+            return await publish_lines(
+                client, settings.stream, source, shards=settings.stream_shards, group=settings.group
+            )
         finally:
             await client.aclose()
 
     with source:
-        count = run_async(run())
+        sent = run_async(run())
+    count = sent.total()
     if json_output:
-        emit({"published": count, "stream": settings.stream})
+        shards = {"shards": dict(sorted(sent.items()))} if settings.stream_shards > 1 else {}
+        emit({"published": count, "stream": settings.stream, **shards})
         return
     results().print(f"published {count} entries on {settings.stream}")
+    if settings.stream_shards > 1:
+        for key, n in sorted(sent.items()):
+            results().print(f"  {n} on {key}", markup=False)

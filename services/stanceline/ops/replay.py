@@ -19,14 +19,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
-import redis.asyncio as aioredis
 import sqlalchemy as sa
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline.contract.shards import shard_streams
 from stanceline.projector import pipeline
 from stanceline.projector.entries import Entry, entry_bytes
+from stanceline.redis_client import RedisClient
 from stanceline.store import append
 from stanceline.store.records import Accepted, BatchReport, Rejected
 from stanceline.store.tables import dead_letters
@@ -73,11 +74,49 @@ class ReplayReport(BaseModel):
     dead_lettered: int = 0
     already_dead_lettered: int = 0
     last_entry_id: str | None = None
+    shards: list[ReplayReport] = []
+    """Each stream key's own report when the stream is sharded (the counts above are their sum)."""
+
+
+async def replay_shards(
+    engine: AsyncEngine,
+    client: RedisClient,
+    stream: str,
+    shards: int,
+    start: str = "-",
+    end: str = "+",
+    *,
+    dry_run: bool = False,
+    chunk: int = 500,
+    progress: Progress | None = None,
+) -> ReplayReport:
+    """`replay` on every shard of ``stream`` in turn (one shard: the stream itself).
+
+    Entry ids are unique only within a shard, so the range applies to each shard
+    by time (an entry id starts with the millisecond Redis stored it).
+    """
+    keys = shard_streams(stream, shards)
+    if len(keys) == 1:
+        return await replay(
+            engine, client, stream, start, end, dry_run=dry_run, chunk=chunk, progress=progress
+        )
+    total = ReplayReport(stream=stream, start=start, end=end, dry_run=dry_run)
+    for key in keys:
+        part = await replay(engine, client, key, start, end, dry_run=dry_run, chunk=chunk)
+        total.entries += part.entries
+        total.new += part.new
+        total.duplicates += part.duplicates
+        total.dead_lettered += part.dead_lettered
+        total.already_dead_lettered += part.already_dead_lettered
+        total.shards.append(part)
+        if progress is not None:
+            progress(total.entries, None)
+    return total
 
 
 async def replay(
     engine: AsyncEngine,
-    client: aioredis.Redis,
+    client: RedisClient,
     stream: str,
     start: str = "-",
     end: str = "+",
@@ -156,7 +195,7 @@ async def preview(
     return report
 
 
-async def _require_stream(client: aioredis.Redis, stream: str) -> None:
+async def _require_stream(client: RedisClient, stream: str) -> None:
     kind = cast("bytes", await client.type(stream))
     if kind != b"stream":
         found = "nothing" if kind == b"none" else f"a {kind.decode()}"
@@ -181,7 +220,7 @@ class GroupReport(BaseModel):
 
 
 async def position_group(
-    client: aioredis.Redis, stream: str, group: str, position: str, *, dry_run: bool = False
+    client: RedisClient, stream: str, group: str, position: str, *, dry_run: bool = False
 ) -> GroupReport:
     """Create the group at ``position``, or move an existing one there.
 

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 from opentelemetry import trace
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline.health import ProjectorHealth
 from stanceline.projector import metrics, pipeline
 from stanceline.projector.entries import Entry, entry_bytes
+from stanceline.redis_client import RedisClient
 from stanceline.retry import with_backoff
 from stanceline.settings import Settings
 from stanceline.store.errors import StoreUnavailable
@@ -35,16 +35,24 @@ _TRACER = trace.get_tracer(__name__)
 StreamEntries = Sequence[tuple[str, dict[bytes, bytes] | None]]
 """Entries as Redis hands them over: id and fields, or ``None`` for a trimmed entry."""
 
+InFlight = dict[str, set[str]]
+"""Per stream key (shard), the entries delivered to this consumer and not yet committed
+or given up: entry ids are unique only within one stream."""
+
+RememberError = Callable[[str, list[str], Exception], Awaitable[None]]
+"""Remember why a stream's entries failed, for the delivery cap's dead letter."""
+
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A batch of stream entries, validated against the contract, ready to commit."""
+    """A batch of one stream key's entries, validated against the contract, ready to commit."""
 
+    stream: str
     entry_ids: list[str]
     items: list[Accepted | Rejected]
 
     @classmethod
-    def of(cls, entries: StreamEntries) -> Checked:
+    def of(cls, stream: str, entries: StreamEntries) -> Checked:
         read: list[Entry | Rejected] = [
             entry_bytes(entry_id, fields)
             if fields is not None
@@ -56,13 +64,17 @@ class Checked:
             )
             for entry_id, fields in entries
         ]
-        return cls([entry_id for entry_id, _ in entries], pipeline.check(read, datetime.now(UTC)))
+        return cls(
+            stream, [entry_id for entry_id, _ in entries], pipeline.check(read, datetime.now(UTC))
+        )
 
 
 def entries_of(batch: Checked) -> dict[str, str]:
     """A log line's context for a batch: its first and last stream entry ids."""
     ids = batch.entry_ids
-    return {"first_entry_id": ids[0], "last_entry_id": ids[-1]} if ids else {}
+    return (
+        {"stream": batch.stream, "first_entry_id": ids[0], "last_entry_id": ids[-1]} if ids else {}
+    )
 
 
 class Committer:
@@ -72,17 +84,17 @@ class Committer:
         self,
         settings: Settings,
         engine: AsyncEngine,
-        client: aioredis.Redis,
+        client: RedisClient,
         health: ProjectorHealth,
-        in_flight: set[str],
-        remember_error: Callable[[list[str], Exception], Awaitable[None]],
+        in_flight: InFlight,
+        remember_error: RememberError,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.client = client
         self.health = health
         self.in_flight = in_flight
-        """Entries delivered to this consumer and not yet committed or given up (shared)."""
+        """Per stream, entries delivered to this consumer and not yet committed (shared)."""
         self._remember_error = remember_error
         self._free_to_commit = asyncio.Event()
         """Cleared while the reclaimer commits what it claimed, so that goes first."""
@@ -124,10 +136,10 @@ class Committer:
         finally:
             self._free_to_commit.set()
 
-    async def handle(self, entries: StreamEntries) -> BatchReport:
+    async def handle(self, stream: str, entries: StreamEntries) -> BatchReport:
         """Validate and commit the batch (retrying while Postgres is away), then ack it."""
-        batch = Checked.of(entries)
-        self.in_flight.update(batch.entry_ids)
+        batch = Checked.of(stream, entries)
+        self.in_flight.setdefault(stream, set()).update(batch.entry_ids)
         return await self.finish(batch)
 
     async def finish(self, batch: Checked) -> BatchReport:
@@ -136,18 +148,19 @@ class Committer:
             "stanceline.commit",
             attributes={
                 "messaging.batch.message_count": len(batch.entry_ids),
+                "messaging.destination.name": batch.stream,
                 "stanceline.first_entry_id": batch.entry_ids[0] if batch.entry_ids else "",
                 "stanceline.last_entry_id": batch.entry_ids[-1] if batch.entry_ids else "",
             },
         ) as span:
             try:
-                report = await self.commit(batch.items)
+                report = await self.commit(batch.stream, batch.items)
             except Exception as exc:
                 # Left pending: a reclaimer retries it, and the delivery cap ends the loop.
-                await self._remember_error(batch.entry_ids, exc)
+                await self._remember_error(batch.stream, batch.entry_ids, exc)
                 raise
             finally:
-                self.in_flight.difference_update(batch.entry_ids)
+                self.in_flight.get(batch.stream, set()).difference_update(batch.entry_ids)
             span.set_attribute("stanceline.appended", report.appended)
             span.set_attribute("stanceline.duplicates", report.duplicates)
             span.set_attribute("stanceline.dead_lettered", report.dead_lettered)
@@ -160,13 +173,17 @@ class Committer:
         metrics.DUPLICATES.inc(report.duplicates)
         for reason, count in report.dead_letter_fields.items():
             metrics.DEAD_LETTERS.labels(metrics.reason_label(reason)).inc(count)
-        await self.ack(batch.entry_ids)
+        await self.ack(batch.stream, batch.entry_ids)
         return report
 
-    async def commit(self, items: Sequence[Accepted | Rejected]) -> BatchReport:
-        """One transaction, retried with backoff for as long as Postgres is away."""
+    async def commit(self, stream: str, items: Sequence[Accepted | Rejected]) -> BatchReport:
+        """One transaction, retried with backoff for as long as Postgres is away.
+
+        ``stream`` is the entries' stream key: their dead letters record it, since
+        entry ids are unique only within one shard.
+        """
         report = await with_backoff(
-            lambda: pipeline.store_checked(self.engine, items, stream=self.settings.stream),
+            lambda: pipeline.store_checked(self.engine, items, stream=stream),
             on=StoreUnavailable,
             what="Postgres unavailable",
             log=log,
@@ -180,17 +197,21 @@ class Committer:
         self.health.last_error = error
         metrics.STORE_UP.set(1 if ok else 0)
 
-    async def ack(self, entry_ids: list[str]) -> None:
+    async def ack(self, stream: str, entry_ids: list[str]) -> None:
         """A failed XACK loses nothing: the entry is reclaimed and its redelivery is a no-op."""
         try:
-            await self.client.xack(self.settings.stream, self.settings.group, *entry_ids)
+            await self.client.xack(stream, self.settings.group, *entry_ids)
             self.health.redis_ok = True
         except RedisError as exc:
             self.health.redis_ok = False
             log.warning(
                 "XACK failed (%s); entries stay pending and will be reclaimed",
                 exc,
-                extra={"first_entry_id": entry_ids[0], "last_entry_id": entry_ids[-1]}
+                extra={
+                    "stream": stream,
+                    "first_entry_id": entry_ids[0],
+                    "last_entry_id": entry_ids[-1],
+                }
                 if entry_ids
                 else None,
             )

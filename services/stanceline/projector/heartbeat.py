@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from stanceline.redis_client import RedisClient
 from stanceline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ _CLAIM_CHUNK = 1000
 
 
 async def keep_in_flight(
-    client: aioredis.Redis, settings: Settings, consumer: str, in_flight: set[str]
+    client: RedisClient, settings: Settings, consumer: str, in_flight: dict[str, set[str]]
 ) -> None:
     """Keep the entries this consumer holds from looking abandoned; runs until cancelled.
 
@@ -31,20 +31,22 @@ async def keep_in_flight(
     another consumer claimed more recently is younger than that and is left
     alone. When the process dies the heartbeat stops with it, and its entries
     are reclaimed as before. At shutdown it beats until the last batch is done.
+    ``in_flight`` holds each stream key's (shard's) entries.
     """
     half = settings.reclaim_idle_ms // 2
     while True:
-        ids: list[Any] = sorted(in_flight)
-        try:
-            for start in range(0, len(ids), _CLAIM_CHUNK):
-                await client.xclaim(
-                    settings.stream,
-                    settings.group,
-                    consumer,
-                    min_idle_time=half,
-                    message_ids=ids[start : start + _CLAIM_CHUNK],
-                    justid=True,
-                )
-        except RedisError as exc:
-            log.warning("could not refresh in-flight entries (%s); trying again", exc)
+        for stream, held in list(in_flight.items()):
+            ids: list[Any] = sorted(held)
+            try:
+                for start in range(0, len(ids), _CLAIM_CHUNK):
+                    await client.xclaim(
+                        stream,
+                        settings.group,
+                        consumer,
+                        min_idle_time=half,
+                        message_ids=ids[start : start + _CLAIM_CHUNK],
+                        justid=True,
+                    )
+            except RedisError as exc:
+                log.warning("could not refresh in-flight entries (%s); trying again", exc)
         await asyncio.sleep(half / 2000)

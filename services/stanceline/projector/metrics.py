@@ -1,7 +1,6 @@
 """Prometheus metrics of the projector.
 
-FastStream counts messages; a message here is a batch of stream entries, and an
-entry may become an event, a duplicate or a dead letter. These count what an
+An entry may become an event, a duplicate or a dead letter. These count what an
 operator asks about: entries consumed, events appended, duplicates, dead letters
 by reason, deliveries reclaimed, how long an entry took from its ``XADD`` to its
 commit, and how far the group is behind. They live in the process's default
@@ -70,6 +69,16 @@ GROUP_LAG = Gauge(
 GROUP_PENDING = Gauge(
     "stanceline_consumer_group_pending",
     "Entries delivered to the group and not yet acknowledged.",
+)
+SHARD_LAG = Gauge(
+    "stanceline_consumer_group_shard_lag",
+    "The group's lag on one stream key (shard); stanceline_consumer_group_lag is their sum.",
+    ["stream"],
+)
+SHARD_PENDING = Gauge(
+    "stanceline_consumer_group_shard_pending",
+    "The group's pending entries on one stream key (shard); the unlabelled gauge is the sum.",
+    ["stream"],
 )
 
 

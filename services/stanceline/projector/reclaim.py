@@ -5,6 +5,8 @@ reclaimer (``XAUTOCLAIM``) takes those idle past the threshold, from any
 consumer, and commits them before new batches. Each claim counts as a
 delivery, and an entry over ``settings.max_deliveries`` is dead-lettered with
 the last error its commits left in the ``<stream>:last-errors:<group>`` hash.
+All of it per stream key: a sharded stream is reclaimed shard by shard (the
+hash shares its shard's hash tag, so it lives on the same cluster node).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import asyncio
 import contextlib
 import logging
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from stanceline.health import ProjectorHealth
 from stanceline.projector import metrics
 from stanceline.projector.committer import Committer
 from stanceline.projector.entries import Entry, entry_bytes
+from stanceline.redis_client import RedisClient
 from stanceline.settings import Settings
 from stanceline.store.records import Rejected
 
@@ -31,9 +33,9 @@ Claimed = list[tuple[str, dict[bytes, bytes] | None]]
 class LastErrors:
     """Why each pending entry last failed, kept in Redis so any consumer's cap can say it."""
 
-    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, stream: str, group: str) -> None:
         self.client = client
-        self.key = f"{settings.stream}:last-errors:{settings.group}"
+        self.key = f"{stream}:last-errors:{group}"
 
     async def remember(self, entry_ids: list[str], exc: Exception) -> None:
         text = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
@@ -53,14 +55,16 @@ class LastErrors:
 
 
 class Reclaimer:
+    """Reclaims the stream keys it is given, one after the other, on one schedule."""
+
     def __init__(
         self,
         settings: Settings,
-        client: aioredis.Redis,
+        client: RedisClient,
         consumer: str,
         health: ProjectorHealth,
         committer: Committer,
-        errors: LastErrors,
+        errors: dict[str, LastErrors],
     ) -> None:
         self.settings = settings
         self.client = client
@@ -68,6 +72,7 @@ class Reclaimer:
         self.health = health
         self.committer = committer
         self.errors = errors
+        """Per stream key: the streams this reclaimer covers, and their last errors."""
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reclaim every half threshold until ``stopping`` is set."""
@@ -90,11 +95,18 @@ class Reclaimer:
         """
         if not self.health.store_ok:
             return 0
+        handled = 0
+        for stream in self.errors:
+            handled += await self._reclaim_stream(stream)
+        return handled
+
+    async def _reclaim_stream(self, stream: str) -> int:
+        errors = self.errors[stream]
         start = "0-0"
         handled = 0
         while True:
             next_id, claimed, *_ = await self.client.xautoclaim(
-                self.settings.stream,
+                stream,
                 self.settings.group,
                 self.consumer,
                 min_idle_time=self.settings.reclaim_idle_ms,
@@ -105,20 +117,20 @@ class Reclaimer:
             metrics.RECLAIMED.inc(len(entries))
             metrics.CONSUMED.labels("reclaimed").inc(len(entries))
             if entries:
-                retry, capped = await self.over_the_cap(entries)
+                retry, capped = await self.over_the_cap(stream, entries)
                 if capped:
-                    await self.committer.commit(capped)
-                    await self.committer.ack([r.stream_entry_id or "" for r in capped])
-                    await self.errors.forget([r.stream_entry_id or "" for r in capped])
+                    await self.committer.commit(stream, capped)
+                    await self.committer.ack(stream, [r.stream_entry_id or "" for r in capped])
+                    await errors.forget([r.stream_entry_id or "" for r in capped])
                 if retry:
                     with self.committer.before_new_batches():
-                        await self.committer.handle(retry)
+                        await self.committer.handle(stream, retry)
                 handled += len(entries)
             start = next_id.decode() if isinstance(next_id, bytes) else str(next_id)
             if start == "0-0":
                 return handled
 
-    async def over_the_cap(self, entries: Claimed) -> tuple[Claimed, list[Rejected]]:
+    async def over_the_cap(self, stream: str, entries: Claimed) -> tuple[Claimed, list[Rejected]]:
         """Split claimed entries into those to retry and those that used up their deliveries.
 
         Redis counts deliveries (each claim adds one). An entry past the cap has failed
@@ -127,7 +139,7 @@ class Reclaimer:
         """
         ids = [entry_id for entry_id, _ in entries]
         pending = await self.client.xpending_range(
-            self.settings.stream,
+            stream,
             self.settings.group,
             min=ids[0],
             max=ids[-1],
@@ -143,7 +155,7 @@ class Reclaimer:
         over = {i for i in ids if deliveries.get(i, 1) > self.settings.max_deliveries}
         if not over:
             return entries, []
-        last = await self.errors.of(sorted(over))
+        last = await self.errors[stream].of(sorted(over))
         capped = []
         for entry_id, fields in entries:
             if entry_id not in over:

@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -28,6 +27,7 @@ from stanceline.readmodel import http, problems
 from stanceline.readmodel import page as dashboard_page
 from stanceline.readmodel.http_metrics import HttpMetrics
 from stanceline.readmodel.routes import admin_router, router
+from stanceline.redis_client import connect
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine, create_read_engine
 
@@ -55,7 +55,7 @@ def create_app(
         app.state.engine = engine or create_read_engine(_required(database_url))
         # Subscriptions are written through the admin routes: a writer engine, only then.
         app.state.writer = (engine or create_engine(_required(database_url))) if admin else None
-        app.state.redis = aioredis.Redis.from_url(redis_url) if admin and redis_url else None
+        app.state.redis = connect(redis_url) if admin and redis_url else None
         try:
             yield
         finally:

@@ -12,7 +12,6 @@ import hmac
 import logging
 from typing import Annotated
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr
@@ -22,6 +21,7 @@ from stanceline.ops.status import Status, status
 from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
 from stanceline.readmodel.problems import NotFound, Unauthorized, Unavailable, documented
 from stanceline.readmodel.routes.deps import Reader
+from stanceline.redis_client import RedisClient
 from stanceline.store.dead_letters import (
     DeadLetter,
     DeadLetterDetail,
@@ -86,12 +86,18 @@ class DeadLetterList(BaseModel):
 async def admin_status(request: Request) -> Status:
     """The same document as `stanceline status --json`: stream, groups and lag, dead
     letters by reason, the event store and the projection's version."""
-    client: aioredis.Redis | None = request.app.state.redis
+    client: RedisClient | None = request.app.state.redis
     if client is None:
         raise Unavailable("redis: this process has no STANCELINE_REDIS_URL")
     settings = request.app.state.settings
     try:
-        return await status(request.app.state.engine, client, settings.stream, group=settings.group)
+        return await status(
+            request.app.state.engine,
+            client,
+            settings.stream,
+            group=settings.group,
+            shards=settings.stream_shards,
+        )
     except RedisError as exc:
         # In words: the driver's text can name hosts and users.
         log.warning("admin status: Redis does not answer (%s)", type(exc).__name__)
