@@ -75,11 +75,26 @@ class Dispatcher:
                 return 0
             allow = self.settings.webhook_allow_private
             answers = await asyncio.gather(*(send(http, c, allow_private=allow) for c in claimed))
-            for message, answer in zip(claimed, answers, strict=True):
+            outcomes = [
                 await self._settle(conn, message, answer)
+                for message, answer in zip(claimed, answers, strict=True)
+            ]
+            await outbox.record(conn, outcomes)
+            await subscriptions.succeeded(
+                conn,
+                {
+                    m.subscription_id
+                    for m, o in zip(claimed, outcomes, strict=True)
+                    if o.state == "delivered"
+                },
+            )
         return len(claimed)
 
-    async def _settle(self, conn: AsyncConnection, message: outbox.Claimed, answer: Answer) -> None:
+    async def _settle(
+        self, conn: AsyncConnection, message: outbox.Claimed, answer: Answer
+    ) -> outbox.Outcome:
+        """Where this answer moves its message; a 410, or failing for too long, disables
+        the subscription here (rare: one statement each)."""
         metrics.ATTEMPT_SECONDS.observe(answer.latency_s)
         attempt = outbox.Attempt(
             message.outbox_id,
@@ -89,27 +104,18 @@ class Dispatcher:
             answer.error,
         )
         status = answer.status_code
-        if not should_retry(status) and status != 410:
-            await outbox.record(conn, attempt, "delivered", 0)
-            await subscriptions.succeeded(conn, message.subscription_id)
+        if status is not None and 200 <= status < 300:
             metrics.DELIVERIES.labels("delivered").inc()
-            return
-        if status == 410:
-            await outbox.record(conn, attempt, "failed", 0)
+            return outbox.Outcome(attempt, "delivered")
+        if not should_retry(status):  # 410 Gone: the receiver asks to be forgotten
             await subscriptions.disable(
                 conn, message.subscription_id, "the receiver answered 410 Gone"
             )
             metrics.DELIVERIES.labels("gone").inc()
-            return
+            return outbox.Outcome(attempt, "failed")
         now = datetime.now(UTC)
         floor = retry_after(answer.retry_after, now) if status in (429, 503) else None
         delay = next_delay(self.schedule, message.attempts + 1, floor, random.random())
-        if delay is None:
-            await outbox.record(conn, attempt, "failed", 0)
-            metrics.DELIVERIES.labels("failed").inc()
-        else:
-            await outbox.record(conn, attempt, "pending", delay)
-            metrics.DELIVERIES.labels("retrying").inc()
         since = await subscriptions.failed(conn, message.subscription_id)
         if now - since >= self.settings.webhook_disable_after:
             await subscriptions.disable(
@@ -117,6 +123,11 @@ class Dispatcher:
                 message.subscription_id,
                 f"every delivery has failed since {since.isoformat()}",
             )
+        if delay is None:
+            metrics.DELIVERIES.labels("failed").inc()
+            return outbox.Outcome(attempt, "failed")
+        metrics.DELIVERIES.labels("retrying").inc()
+        return outbox.Outcome(attempt, "pending", delay)
 
     async def _gauges(self, stop: asyncio.Event) -> None:
         """Outbox depth and oldest age, read every few seconds."""

@@ -194,21 +194,39 @@ class Attempt:
     error: str | None
 
 
-async def record(conn: AsyncConnection, attempt: Attempt, state: str, delay: float) -> None:
-    """Log an attempt and move its message on: ``delivered``, ``failed``, or ``pending``
-    again in ``delay`` seconds from now."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An attempt, and where it moves its message: ``delivered``, ``failed``, or
+    ``pending`` again in ``delay`` seconds from now."""
+
+    attempt: Attempt
+    state: str
+    delay: float = 0.0
+
+
+async def record(conn: AsyncConnection, outcomes: list[Outcome]) -> None:
+    """Log a batch's attempts and move their messages on (two pipelined statements)."""
+    if not outcomes:
+        return
     await conn.execute(
         _ATTEMPT,
-        {
-            "outbox_id": attempt.outbox_id,
-            "attempted_at": attempt.attempted_at,
-            "status_code": attempt.status_code,
-            "latency_ms": attempt.latency_ms,
-            "error": attempt.error,
-        },
+        [
+            {
+                "outbox_id": o.attempt.outbox_id,
+                "attempted_at": o.attempt.attempted_at,
+                "status_code": o.attempt.status_code,
+                "latency_ms": o.attempt.latency_ms,
+                "error": o.attempt.error,
+            }
+            for o in outcomes
+        ],
     )
     await conn.execute(
-        _OUTCOME, {"outbox_id": attempt.outbox_id, "state": state, "delay": float(delay)}
+        _OUTCOME,
+        [
+            {"outbox_id": o.attempt.outbox_id, "state": o.state, "delay": float(o.delay)}
+            for o in outcomes
+        ],
     )
 
 

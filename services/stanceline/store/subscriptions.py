@@ -123,12 +123,14 @@ async def disable(conn: AsyncConnection, subscription_id: str, reason: str) -> N
     )
 
 
-async def succeeded(conn: AsyncConnection, subscription_id: str) -> None:
-    await conn.execute(
-        subs.update()
-        .where(subs.c.id == subscription_id, subs.c.failing_since.is_not(None))
-        .values(failing_since=None)
-    )
+async def succeeded(conn: AsyncConnection, subscription_ids: set[str]) -> None:
+    """A delivery to each of these succeeded: they are no longer failing."""
+    if subscription_ids:
+        await conn.execute(
+            subs.update()
+            .where(subs.c.id.in_(sorted(subscription_ids)), subs.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
 
 
 async def failed(conn: AsyncConnection, subscription_id: str) -> datetime:
