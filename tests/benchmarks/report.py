@@ -196,6 +196,7 @@ def verdicts(document: dict[str, Any]) -> list[Verdict]:
             _result(rebuilt["events_per_second"] >= 100_000, scaled=small),
         ),
         *read_verdicts(document, small=small),
+        *_network(document),
         Verdict(
             "4. Projector peak RSS over the ingest",
             "≤ 250 MB @1M",
@@ -315,6 +316,28 @@ def print_profile(console: Console, phase: str, profile: dict[str, Any]) -> None
         console.print(table)
     if profile.get("python_file"):
         console.print(f"collapsed stacks: {profile['python_file']}", highlight=False)
+
+
+def _network(document: dict[str, Any]) -> list[Verdict]:
+    """The agreement network's answer time (``networks.py``), scaled below 100k statements."""
+    network = document.get("network")
+    if network is None:
+        return []
+    size = network["size"]
+    return [
+        Verdict(
+            f"3. Agreement network, {size['actors']} actors × {size['topics']} topics × "
+            f"{size['statements']:,} statements, {network['windows']} weekly windows, "
+            "triangular: JSON answer",
+            f"≤ {network['target_seconds']:g} s",
+            f"{network['seconds_median']:.2f} s median ({network['edges']:,} edges, "
+            f"{network['bytes'] / 1e6:.0f} MB)",
+            _result(
+                network["seconds_median"] <= network["target_seconds"],
+                scaled=size["statements"] < 100_000,
+            ),
+        )
+    ]
 
 
 def verdict_rows(rows: list[Verdict]) -> list[dict[str, str]]:

@@ -93,6 +93,7 @@ from benchmarks.measure import (
     throughput_figures,
     watch_ingest,
 )
+from benchmarks.networks import NetworkSize, network_figures
 from benchmarks.report import print_report, verdict_rows, verdicts
 from benchmarks.workload import (
     Hierarchy,
@@ -431,6 +432,12 @@ class Bench:
             self.document["throughput"] = throughput
             if self.backfill is not None:
                 self.document["backfill"] = await self._backfill(self.backfill, real, pids)
+            _say("the agreement network: 500 actors x 200 topics, 52 weekly windows")
+            # Full size from the default corpus up; a smaller corpus (a smoke run) scales it.
+            size = NetworkSize(statements=min(100_000, options.events // 2))
+            network = await network_figures(servers.dsn, base_url, size)
+            self.document["network"] = network
+            _say(f"network: {network['seconds_median']:.2f} s, {network['edges']:,} edges")
             if profiler is not None:
                 self.document["profile"] = profiler.phases
         finally:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import runpy
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,7 @@ from support.analysts import ARMS, TOPICS, api, founding_documents, store
 from support.events import statement
 
 URL = "/v1/networks/agreement"
+DOCS_ANSWER = Path(__file__).resolve().parents[2] / "docs" / "founding-network.json"
 MAY_2023 = {
     "topics": TOPICS,
     "actors": "us,ua,ru,rdk",
@@ -254,3 +258,11 @@ async def test_bad_parameters_are_documented_400_problems(
     assert response.headers["content-type"] == PROBLEM_JSON
     problem = response.json()
     assert [p["name"] for p in problem["invalid-params"]] == [name], problem
+
+
+async def test_the_readme_shows_this_answer_and_its_picture(client: httpx.AsyncClient) -> None:
+    """docs/founding-network.json is the README's answer; its SVG is drawn from it."""
+    assert (await get(client, **MAY_2023)).json() == json.loads(DOCS_ANSWER.read_text())
+    picture = runpy.run_path(str(DOCS_ANSWER.with_name("network_picture.py")))
+    drawn = picture["svg"](json.loads(DOCS_ANSWER.read_text()))
+    assert drawn == DOCS_ANSWER.with_name("founding-network.svg").read_text()

@@ -23,11 +23,10 @@ in (said_at, statement id) order whatever order they come in.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from itertools import combinations
 
 from stanceline.domain.stance import Stance
 
@@ -52,17 +51,17 @@ class Normalization(StrEnum):
     JACCARD = "jaccard"
 
 
+_KERNELS: dict[Kernel, Callable[[float], float]] = {
+    Kernel.UNIFORM: lambda u: 1.0,
+    Kernel.TRIANGULAR: lambda u: 1.0 - abs(u),
+    Kernel.EPANECHNIKOV: lambda u: 0.75 * (1.0 - u * u),
+    Kernel.GAUSSIAN: lambda u: math.exp(-u * u / 2.0),
+}
+
+
 def kernel_value(kernel: Kernel, u: float) -> float:
     """K(u): every kernel is 0 outside [−1, 1] and symmetric about 0."""
-    if abs(u) > 1:
-        return 0.0
-    if kernel is Kernel.TRIANGULAR:
-        return 1.0 - abs(u)
-    if kernel is Kernel.EPANECHNIKOV:
-        return 0.75 * (1.0 - u * u)
-    if kernel is Kernel.GAUSSIAN:
-        return math.exp(-u * u / 2.0)
-    return 1.0
+    return 0.0 if abs(u) > 1 else _KERNELS[kernel](u)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +112,11 @@ class Said:
     stance: Stance
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Edge:
+    """Not frozen: a year of weekly windows makes hundreds of thousands of these, and a
+    frozen dataclass sets each field through ``object.__setattr__``."""
+
     source: str
     target: str
     congruence: float
@@ -131,7 +133,7 @@ class WindowNetwork:
     edges: list[Edge]
 
 
-# Per (window index, topic, node): weight sums by stance sign (+1, 0, −1).
+# Per (window index, topic, node number): weight sums by stance sign (+1, 0, −1).
 _Sums = list[float]
 
 
@@ -145,21 +147,29 @@ def agreement_networks(
 ) -> list[WindowNetwork]:
     """One network per window, edges in (source, target) order, source < target."""
     ordered = sorted(said, key=lambda s: (s.said_at, s.statement_id, s.node))
-    cells: list[dict[str, dict[str, _Sums]]] = [{} for _ in windows]
-    degree: list[dict[str, float]] = [{} for _ in windows]
+    # Nodes by number in id order: pair keys are ints, and their order is the ids' order.
+    names = sorted({s.node for s in ordered})
+    number = {name: i for i, name in enumerate(names)}
+    cells: list[dict[str, dict[int, _Sums]]] = [{} for _ in windows]
+    degree: list[list[float]] = [[0.0] * len(names) for _ in windows]
     counted: list[set[str]] = [set() for _ in windows]
     spacing = _Spacing.of(windows)
+    shape = _KERNELS[kernel]
     for item in ordered:
-        for k, w in spacing.weights(kernel, item.said_at):
+        node = number[item.node]
+        for k, u in spacing.positions(item.said_at):
             counted[k].add(item.statement_id)
+            w = shape(u) if -1.0 <= u <= 1.0 else 0.0
             if w == 0.0:
                 continue
             by_node = cells[k].setdefault(item.topic_id, {})
-            sums = by_node.setdefault(item.node, [0.0, 0.0, 0.0])
+            sums = by_node.setdefault(node, [0.0, 0.0, 0.0])
             sums[1 - _SIGN[item.stance]] += w
-            degree[k][item.node] = degree[k].get(item.node, 0.0) + w
+            degree[k][node] += w
     return [
-        _network(windows[k], len(counted[k]), cells[k], degree[k], aggregation, normalization)
+        _network(
+            windows[k], len(counted[k]), cells[k], degree[k], names, aggregation, normalization
+        )
         for k in range(len(windows))
     ]
 
@@ -187,70 +197,81 @@ class _Spacing:
         step = (windows[1].start - origin) // _MICROSECOND if len(windows) > 1 else 1
         return cls(origin, length, max(step, 1), len(windows))
 
-    def weights(self, kernel: Kernel, said_at: datetime) -> Iterable[tuple[int, float]]:
-        """(window index, kernel weight) for each window holding ``said_at``."""
+    def positions(self, said_at: datetime) -> list[tuple[int, float]]:
+        """(window index, u) for each window holding ``said_at``: u = (said_at − middle) /
+        (length / 2), in [−1, 1]."""
         if not self.count:
-            return
+            return []
         t = (said_at - self.origin) // _MICROSECOND
         if t < 0:
-            return
+            return []
         last = min(self.count - 1, t // self.step)
         first = max(0, -((self.length - t) // self.step))
-        for k in range(first, last + 1):
-            # u = (t − middle) / (length / 2), with the middle at start + length / 2.
-            twice = 2 * (t - k * self.step) - self.length
-            u = twice / self.length if self.length else 0.0
-            yield k, kernel_value(kernel, u)
+        length = self.length
+        # The middle is start + length / 2: 2 (t − start) − length over length is u.
+        return [
+            (k, (2 * (t - k * self.step) - length) / length if length else 0.0)
+            for k in range(first, last + 1)
+        ]
 
 
-def _pair(a: _Sums, b: _Sums) -> tuple[float, float]:
-    """(congruence, conflict) of two stance-weight sums: f = |s − t| / 2 is 1 between
-    support and oppose, 1/2 between neutral and either side, 0 alike."""
-    ap, az, an = a
-    bp, bz, bn = b
-    conflict = ap * bn + an * bp + 0.5 * (ap * bz + az * bp + az * bn + an * bz)
-    return (ap + az + an) * (bp + bz + bn) - conflict, conflict
+def _pair_sums(cells: dict[str, dict[int, _Sums]], size: int) -> tuple[dict[int, float], ...]:
+    """(congruence, conflict) summed over the topics for each pair of node numbers a < b,
+    keyed a × size + b. With f = |s − t| / 2 (1 between support and oppose, 1/2 between
+    neutral and either side, 0 alike), each is a sum over the nine stance pairs of the two
+    nodes' weight sums; both are written without a subtraction, so neither can come out
+    below 0 by rounding. The hot loop of a network: kept flat on purpose."""
+    congruence: dict[int, float] = {}
+    conflict: dict[int, float] = {}
+    for topic in sorted(cells):
+        sums = sorted(cells[topic].items())
+        for x, (a, (ap, az, an)) in enumerate(sums):
+            base = a * size
+            for b, (bp, bz, bn) in sums[x + 1 :]:
+                half = 0.5 * (ap * bz + az * bp + az * bn + an * bz)
+                key = base + b
+                conflict[key] = conflict.get(key, 0.0) + ap * bn + an * bp + half
+                congruence[key] = congruence.get(key, 0.0) + ap * bp + az * bz + an * bn + half
+    return congruence, conflict
 
 
 def _network(
     window: Window,
     statements: int,
-    cells: dict[str, dict[str, _Sums]],
-    degree: dict[str, float],
+    cells: dict[str, dict[int, _Sums]],
+    degree: list[float],
+    names: list[str],
     aggregation: Aggregation,
     normalization: Normalization,
 ) -> WindowNetwork:
-    totals: dict[tuple[str, str], list[float]] = {}
-    for topic in sorted(cells):
-        by_node = cells[topic]
-        for a, b in combinations(sorted(by_node), 2):
-            congruence, conflict = _pair(by_node[a], by_node[b])
-            found = totals.get((a, b))
-            if found is None:
-                totals[(a, b)] = [congruence, conflict]
-            else:
-                found[0] += congruence
-                found[1] += conflict
+    size = len(names)
+    congruences, conflicts = _pair_sums(cells, size)
+    of_congruence, of_conflict = _LINEAR[aggregation]
+    raw_weight = normalization is Normalization.NONE
     edges = []
     sum_conflict = sum_both = 0.0
-    for (a, b), (congruence, conflict) in sorted(totals.items()):
-        if congruence + conflict <= 0.0:
+    for key in sorted(conflicts):
+        congruence, conflict = congruences[key], conflicts[key]
+        both = congruence + conflict
+        if both <= 0.0:
             continue
         sum_conflict += conflict
-        sum_both += congruence + conflict
-        raw = _aggregate(aggregation, congruence, conflict)
-        weight = normalize(normalization, raw, degree[a], degree[b])
-        edges.append(Edge(a, b, congruence, conflict, weight))
+        sum_both += both
+        a, b = divmod(key, size)
+        # The aggregation as a linear form: ×1 and ×0 are exact, so no rounding is added.
+        raw = congruence * of_congruence + conflict * of_conflict
+        weight = raw if raw_weight else normalize(normalization, raw, degree[a], degree[b])
+        edges.append(Edge(names[a], names[b], congruence, conflict, weight))
     polarization = sum_conflict / sum_both if sum_both > 0.0 else None
     return WindowNetwork(window, statements, polarization, edges)
 
 
-def _aggregate(aggregation: Aggregation, congruence: float, conflict: float) -> float:
-    if aggregation is Aggregation.CONGRUENCE:
-        return congruence
-    if aggregation is Aggregation.CONFLICT:
-        return conflict
-    return congruence - conflict
+_LINEAR = {
+    Aggregation.CONGRUENCE: (1.0, 0.0),
+    Aggregation.CONFLICT: (0.0, 1.0),
+    Aggregation.SUBTRACT: (1.0, -1.0),
+}
+"""Each aggregation as (factor of congruence, factor of conflict)."""
 
 
 def normalize(normalization: Normalization, x: float, da: float, db: float) -> float | None:
