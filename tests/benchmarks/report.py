@@ -217,6 +217,30 @@ def verdicts(document: dict[str, Any]) -> list[Verdict]:
             f"({lag['rate_achieved']:,.0f} ev/s achieved, {lag['not_seen']} not seen)",
             _result(lag_ok),
         ),
+        *_webhooks(document),
+    ]
+
+
+def _webhooks(document: dict[str, Any]) -> list[Verdict]:
+    """The dispatcher's figures (``webhooks.py``): no target yet, measured as they are."""
+    hooks = document.get("webhooks")
+    if hooks is None:
+        return []
+    return [
+        Verdict(
+            f"8. Webhook deliveries to a local receiver ({hooks['backlog']:,} queued)",
+            "measured",
+            f"{hooks['deliveries_per_second']:,.0f} deliveries/s",
+            _result(None),
+        ),
+        Verdict(
+            f"8. Alert latency XADD → webhook received at {hooks['rate_target']:,.0f} ev/s, "
+            f"{hooks['subscriptions']} subscriptions",
+            "measured",
+            f"p50 {hooks['latency_ms']['p50']:.0f} / p99 {hooks['latency_ms']['p99']:.0f} ms "
+            f"({hooks['rate_achieved']:,.0f} ev/s achieved, {hooks['not_received']} not received)",
+            _result(None),
+        ),
     ]
 
 

@@ -95,6 +95,7 @@ from benchmarks.measure import (
 )
 from benchmarks.networks import NetworkSize, network_figures
 from benchmarks.report import print_report, verdict_rows, verdicts
+from benchmarks.webhooks import webhook_figures
 from benchmarks.workload import (
     Hierarchy,
     Workload,
@@ -430,6 +431,24 @@ class Bench:
                 )
                 _say(f"{name}: {throughput[name]['requests_per_second']:,.0f} req/s")
             self.document["throughput"] = throughput
+            _say("webhooks: a backlog, then alerts at the lag rate")
+            self.document["webhooks"] = await webhook_figures(
+                self.stream,
+                self.group,
+                engine,
+                self._start,
+                _child_env(servers, self.stream.name, self.group, options)
+                | {"STANCELINE_WEBHOOK_ALLOW_PRIVATE": "true"},
+                rate=options.lag_rate,
+                seconds=options.lag_seconds,
+                actors=options.lag_actors,
+                backlog=int(options.lag_rate * options.lag_seconds / 2),
+            )
+            hooks = self.document["webhooks"]
+            _say(
+                f"webhooks: {hooks['deliveries_per_second']:,.0f} deliveries/s, alert p99 "
+                f"{hooks['latency_ms']['p99']:.0f} ms"
+            )
             if self.backfill is not None:
                 self.document["backfill"] = await self._backfill(self.backfill, real, pids)
             _say("the agreement network: 500 actors x 200 topics, 52 weekly windows")
