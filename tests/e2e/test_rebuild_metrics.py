@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -22,7 +21,7 @@ from conftest import founding_lines
 from stanceline.projector import pipeline
 from stanceline.projector.entries import Entry
 from stanceline.settings import Settings
-from support.running import eventually
+from support.receiver import serving
 from support.service import STANCELINE, free_port
 
 
@@ -46,16 +45,8 @@ class Gateway:
 async def _gateway() -> AsyncIterator[Gateway]:
     gateway = Gateway()
     app = Starlette(routes=[Route("/metrics/job/{job}", gateway.push, methods=["PUT", "POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=gateway.port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: asyncio.sleep(0, server.started), bool)
-    try:
+    async with serving(app, gateway.port):
         yield gateway
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_a_rebuild_pushes_its_progress_and_its_end(

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 import sqlalchemy as sa
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -26,6 +25,7 @@ from starlette.routing import Route
 
 from conftest import founding_lines
 from stanceline.settings import Settings
+from support.receiver import serving
 from support.running import eventually
 from support.service import free_port, projector_process, service_running
 
@@ -61,16 +61,8 @@ class Receiver:
 async def _receiving() -> AsyncIterator[Receiver]:
     receiver = Receiver()
     app = Starlette(routes=[Route("/v1/traces", receiver.traces, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: asyncio.sleep(0, server.started), bool)
-    try:
+    async with serving(app, receiver.port):
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
 
 
 def _env(settings: Settings) -> dict[str, str]:
