@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Concurrent /v1/stream connections per API process; beyond it, 503.",
     )
+    stream_max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="End each /v1/stream after this long (unset: never); clients reconnect"
+        " with Last-Event-ID and lose nothing, and connections rebalance after a deploy.",
+    )
     cors_origins: str = Field(
         default="",
         description="Comma-separated origins allowed to call the API from a browser"

@@ -22,6 +22,7 @@ from stanceline.store.db import writing
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
 from support.events import actor, parsed, retraction, statement
+from support.horizon import store_visible
 from support.live import Message, messages, uvicorn_serving
 
 BEGINNING = encode_cursor(0, 0)
@@ -35,8 +36,8 @@ def accepted(*documents: dict[str, Any]) -> list[Accepted]:
 
 
 async def ingest(engine: AsyncEngine, *documents: dict[str, Any]) -> None:
-    async with writing(engine) as conn:
-        await store_batch(conn, accepted(*documents))
+    """One batch, stored and visible in the feed (support/horizon.py) before going on."""
+    await store_visible(engine, accepted(*documents))
 
 
 def said(tag: str, actor_id: str, topic: str, stance: str, when: str) -> dict[str, Any]:
@@ -163,11 +164,14 @@ async def test_a_change_committed_late_is_not_skipped(
             said("x2", "a", "t1", "support", "2024-02-01T00:00:00Z"),
         ),
     )
-    await ingest(  # ... this one commits first
-        engine,
-        said("y1", "b", "t2", "oppose", "2024-01-01T00:00:00Z"),
-        said("y2", "b", "t2", "support", "2024-02-01T00:00:00Z"),
-    )
+    async with writing(engine) as late:  # ... this one commits first
+        await store_batch(
+            late,
+            accepted(
+                said("y1", "b", "t2", "oppose", "2024-01-01T00:00:00Z"),
+                said("y2", "b", "t2", "support", "2024-02-01T00:00:00Z"),
+            ),
+        )
     await asyncio.sleep(0.5)
     assert not listening.done(), "the stream sent a change past a transaction in flight"
     await transaction.commit()

@@ -54,7 +54,13 @@ def create_app(
         # handed in (``stanceline up`` shares the projector's) is used as it is.
         app.state.engine = engine or create_read_engine(_required(database_url))
         # Subscriptions are written through the admin routes: a writer engine, only then.
-        app.state.writer = (engine or create_engine(_required(database_url))) if admin else None
+        # The engine handed in may be read-only (``stanceline api`` hands in its read
+        # engine), so a URL, when there is one, makes a writer of its own.
+        url = database_url or (settings.database_url if settings is not None else None)
+        writer_owned = admin and (engine is None or url is not None)
+        app.state.writer = (
+            create_engine(_required(url)) if writer_owned else engine if admin else None
+        )
         app.state.redis = connect(redis_url) if admin and redis_url else None
         try:
             yield
@@ -63,8 +69,8 @@ def create_app(
                 await app.state.redis.aclose()
             if owned:
                 await app.state.engine.dispose()
-                if app.state.writer is not None:
-                    await app.state.writer.dispose()
+            if writer_owned:
+                await app.state.writer.dispose()
 
     app = FastAPI(
         title="stanceline",

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from redis.exceptions import RedisError
 
 from stanceline.ops.status import Status, status
-from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
+from stanceline.readmodel.params import (
+    CursorText,
+    Limit,
+    decode_cursor,
+    encode_cursor,
+    parse_start,
+)
 from stanceline.readmodel.problems import NotFound, Unauthorized, Unavailable, documented
 from stanceline.readmodel.routes.deps import Reader
 from stanceline.redis_client import RedisClient
@@ -70,10 +77,23 @@ Reason = Annotated[
         "prefix of it (`data`), or `entry` for entries that were not an event at all.",
     ),
 ]
-Since = Annotated[
-    AwareDatetime | None,
-    Query(description="Only dead letters last seen at or after this time (RFC 3339)."),
-]
+
+
+async def since_param(
+    since: Annotated[
+        str | None,
+        Query(
+            description="Only dead letters last seen at or after this time (RFC 3339 with "
+            "offset, or YYYY-MM-DD for the start of that day, UTC).",
+            examples=["2024-06-01T00:00:00Z"],
+        ),
+    ] = None,
+) -> datetime | None:
+    # The API's own parser, not pydantic's lax datetime: that took `since=0.5` as 1970.
+    return parse_start("since", since)
+
+
+Since = Annotated[datetime | None, Depends(since_param)]
 
 
 class DeadLetterList(BaseModel):
@@ -112,8 +132,8 @@ async def admin_status(request: Request) -> Status:
 @router.get("/dead-letters", response_model=DeadLetterList, responses=documented(400))
 async def dead_letters(
     conn: Reader,
+    since: Since,
     reason: Reason = None,
-    since: Since = None,
     cursor: CursorText = None,
     limit: Limit = 100,
 ) -> DeadLetterList:

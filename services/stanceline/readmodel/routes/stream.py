@@ -5,7 +5,8 @@ The stream is ``/v1/changes`` read in a loop, never a second feed: the same quer
 same cursor ``/v1/changes?cursor=`` takes. An entry becomes visible only once no
 transaction that could still add an earlier one is in flight, and the cursor advances only
 past entries sent, so a client that reconnects with ``Last-Event-ID`` (or ``?cursor=``)
-gets every change it missed and none it had.
+gets every change it missed and none it had. With ``STANCELINE_STREAM_MAX_SECONDS`` a
+stream ends after that long, and its client reconnects where it was.
 
 What it carries: the feed's entries, i.e. each change point (shift or flip) that appeared
 (``status: added``) or went away (``withdrawn``); a retraction or correction shows as the
@@ -152,9 +153,12 @@ async def _messages(
     settings: Settings,
 ) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(retry=settings.stream_retry_ms, comment="stanceline changes")
+    clock = asyncio.get_running_loop().time
+    lifetime = settings.stream_max_seconds
+    end = None if lifetime is None else clock() + lifetime
     if after is None:
         after = await _read(engine, queries.feed_end)
-    while True:
+    while end is None or clock() < end:
         page = partial(
             queries.changes_page, after=after, as_of=None, known_at=None, limit=PAGE, **filters
         )
@@ -166,7 +170,8 @@ async def _messages(
                 data=entry.model_dump_json(), event=EVENT, id=encode_cursor(*after)
             )
         if len(rows) < PAGE:
-            await asyncio.sleep(settings.stream_poll_seconds)
+            pause = settings.stream_poll_seconds
+            await asyncio.sleep(pause if end is None else max(0.0, min(pause, end - clock())))
 
 
 async def _read(engine: AsyncEngine, query: Callable[[ReadConnection], Awaitable[T]]) -> T:
