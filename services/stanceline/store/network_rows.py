@@ -25,6 +25,9 @@ from stanceline.store.db import ReadConnection
 from stanceline.store.known import known_projection
 from stanceline.store.members import member_actors
 
+_STANCES = {s.value: s for s in Stance}
+"""A stored stance to its enum: a dict look-up costs less than ``Stance(value)``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Node:
@@ -100,7 +103,7 @@ async def network_input(
     names: dict[str, Node] = {}
     for row in await conn.only(_query(actor_ids is not None), params):
         if row[0] == 0:
-            said.append(Said(row[1], row[2], row[3], row[4], Stance(row[5])))
+            said.append(Said(row[1], row[2], row[3], row[4], _STANCES[row[5]]))
         else:
             names[row[1]] = Node(row[1], row[6], row[7])
     ids = set(actor_ids) if actor_ids is not None else {s.node for s in said}
