@@ -176,7 +176,7 @@ async def test_every_format_carries_the_numbers_of_the_json(client: httpx.AsyncC
         for a, b, d in g.edges(data=True)
     }
     assert from_graphml == wanted
-    assert graphs[0].nodes["ru"] == {"name": "Russia", "kind": "state"}
+    assert graphs[0].nodes["ru"] == {"label": "Russia", "name": "Russia", "kind": "state"}
 
     gexf = (await get(client, **params, kernel="epanechnikov", format="gexf")).content
     graph = nx.read_gexf(io.BytesIO(gexf))

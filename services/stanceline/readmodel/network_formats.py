@@ -114,7 +114,9 @@ def _graph(nodes: Sequence[Node], w: WindowNetwork) -> nx.Graph[str]:
     if w.polarization is not None:
         graph.graph["polarization"] = w.polarization
     for n in nodes:
-        graph.add_node(n.id, name=n.name, **({"kind": n.kind} if n.kind else {}))
+        # ``label``: what Gephi shows a node as; ``name`` as the JSON has it.
+        kind = {"kind": n.kind} if n.kind else {}
+        graph.add_node(n.id, label=n.name, name=n.name, **kind)
     for e in w.edges:
         weight = {} if e.weight is None else {"weight": e.weight}
         graph.add_edge(e.source, e.target, congruence=e.congruence, conflict=e.conflict, **weight)
