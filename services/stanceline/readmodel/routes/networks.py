@@ -121,14 +121,28 @@ def _bad(name: str, reason: str) -> BadRequest:
 )
 async def agreement(
     conn: Reader,
-    topics: Annotated[str, Query(description="Comma-separated topic ids (at most 1000).")],
+    topics: Annotated[
+        str,
+        Query(
+            description="Comma-separated topic ids (at most 1000).",
+            examples=["ukraine-behind-belgorod-raid,us-vehicles-used-in-belgorod-raid"],
+        ),
+    ],
     start_text: Annotated[
         str,
-        Query(alias="from", description="Start of the said_at range (RFC 3339, or a date)."),
+        Query(
+            alias="from",
+            description="Start of the said_at range (RFC 3339, or a date).",
+            examples=["2023-05-01"],
+        ),
     ],
     stop_text: Annotated[
         str,
-        Query(alias="to", description="End of the said_at range (RFC 3339, or a date: its end)."),
+        Query(
+            alias="to",
+            description="End of the said_at range (RFC 3339, or a date: its end).",
+            examples=["2023-05-31"],
+        ),
     ],
     as_of: AsOf,
     known_at: KnownAt,
