@@ -4,11 +4,14 @@ time axes, and the documented 400s."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import math
+import os
 import runpy
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline.readmodel.network_formats import CSV_COLUMNS
 from support.analysts import ARMS, TOPICS, api, founding_documents, store
 from support.events import statement
+from support.service import STANCELINE
 
 URL = "/v1/networks/agreement"
 DOCS_ANSWER = Path(__file__).resolve().parents[2] / "docs" / "founding-network.json"
@@ -266,3 +270,22 @@ async def test_the_readme_shows_this_answer_and_its_picture(client: httpx.AsyncC
     picture = runpy.run_path(str(DOCS_ANSWER.with_name("network_picture.py")))
     drawn = picture["svg"](json.loads(DOCS_ANSWER.read_text()))
     assert drawn == DOCS_ANSWER.with_name("founding-network.svg").read_text()
+
+
+async def test_the_command_prints_the_answer_of_the_route(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    env = {**os.environ, "STANCELINE_DATABASE_URL": database_url}
+    args = [str(STANCELINE), "network", "--topics", TOPICS, "--actors", "us,ua,ru,rdk"]
+    args += ["--include-descendants", "--from", "2023-05-01", "--to", "2023-05-31"]
+    for fmt in ("json", "gexf"):
+        done = await asyncio.to_thread(
+            subprocess.run, [*args, "--format", fmt], env=env, capture_output=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rstrip(b"\n") == (await get(client, **MAY_2023, format=fmt)).content
+    refused = await asyncio.to_thread(
+        subprocess.run, [*args, "--window", "P1M"], env=env, capture_output=True, timeout=120
+    )
+    assert refused.returncode == 2
+    assert b"--window" in refused.stderr

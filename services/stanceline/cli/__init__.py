@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from stanceline.cli import contracts, dlq, operate, service, subscriptions
 from stanceline.cli import export as export  # registers `stanceline export`
+from stanceline.cli import network as network  # registers `stanceline network`
 from stanceline.cli.common import app
 
 __all__ = ["app", "contracts", "dlq", "main", "operate", "service", "subscriptions"]

@@ -47,11 +47,19 @@ class ExportReport(BaseModel):
     """The moment answered (``known_at`` settled: never later than what can change)."""
 
 
+def bad_parameter(error: ApiError) -> typer.BadParameter:
+    """A parameter the API would answer 400 as the usage error typer prints (exit 2),
+    naming the option."""
+    named = error.invalid[0].name if error.invalid else None
+    hint = f"--{named.replace('_', '-')}" if named else None
+    return typer.BadParameter(error.detail, param_hint=hint)
+
+
 def _parsed(parse: Callable[[str, str | None], Any], name: str, value: str | None) -> Any:
     try:
         return parse(name, value)
     except ApiError as error:
-        raise typer.BadParameter(error.detail, param_hint=f"--{name.replace('_', '-')}") from None
+        raise bad_parameter(error) from None
 
 
 Ids = Annotated[str | None, typer.Option(help="Comma-separated ids (at most 1000).")]

@@ -1,45 +1,27 @@
 """Agreement networks over time windows (discourse network analysis), in four formats.
 
-The statements come from ``store/network_rows.py`` (the projection, or the fold at
-``known_at``); every number is computed by ``domain/network.py``, whose formulas the
-README states; ``readmodel/network_formats.py`` writes the answer.
+The request is checked and answered by ``readmodel/network_request.py`` (shared with
+``stanceline network``): the statements from ``store/network_rows.py``, every number from
+``domain/network.py``, whose formulas the README states, the formats from
+``readmodel/network_formats.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 
-from stanceline.domain.network import (
-    Aggregation,
-    Kernel,
-    Normalization,
-    agreement_networks,
-    layout,
-    window_count,
-)
-from stanceline.readmodel.network_formats import MEDIA_TYPES, RENDER, Answer, NetworkFormat
-from stanceline.readmodel.params import (
-    DURATION_HELP,
-    AsOf,
-    id_list,
-    parse_duration,
-    parse_moment,
-    parse_start,
-)
-from stanceline.readmodel.problems import BadRequest, InvalidParam, documented
+from stanceline.domain.network import Aggregation, Kernel, Normalization
+from stanceline.readmodel.network_formats import MEDIA_TYPES, NetworkFormat
+from stanceline.readmodel.network_request import network_answer, network_request
+from stanceline.readmodel.params import DURATION_HELP, AsOf
+from stanceline.readmodel.problems import documented
 from stanceline.readmodel.routes.deps import IncludeDescendants, KnownAt, Reader
-from stanceline.store.network_rows import network_input
 
 router = APIRouter(tags=["analysts"])
-
-MOST_WINDOWS = 1000
-"""More windows than this is refused: a daily step over three years is about as fine
-as an analyst asks for, and each window repeats every node."""
 
 
 class NetworkNode(BaseModel):
@@ -97,10 +79,6 @@ def _negotiated(format: NetworkFormat | None, accept: str | None) -> NetworkForm
         if found is not None:
             return found  # type: ignore[return-value]
     return "json"
-
-
-def _bad(name: str, reason: str) -> BadRequest:
-    return BadRequest(f"{name}: {reason}", [InvalidParam(name=name, reason=reason)])
 
 
 @router.get(
@@ -172,51 +150,19 @@ async def agreement(
     """Who agrees with whom on these topics, window by window: congruence and conflict of
     every pair of actors, kernel-weighted about each window's middle (formulas in the
     README's Analysts section)."""
-    topic_ids = id_list("topics", topics, most=1000) or []
-    actor_ids = id_list("actors", actors, most=1000)
-    start, stop = parse_start("from", start_text), parse_moment("to", stop_text)
-    if start is None or stop is None:  # both are required: FastAPI has refused a missing one
-        raise _bad("from", "required")
-    if stop < start:
-        raise _bad("to", "the range ends before it starts")
-    length = parse_duration("window", window) or stop - start
-    every = parse_duration("step", step)
-    if not length:
-        raise _bad("window", "the range has no length: give a window")
-    if length > stop - start:
-        raise _bad("window", "longer than the range from `from` to `to`")
-    if window_count(start, stop, length, every or length) > MOST_WINDOWS:
-        raise _bad("step", f"more than {MOST_WINDOWS} windows; take a longer step")
-    windows = layout(start, stop, length, every)
-    found = await network_input(
-        conn,
-        topic_ids=topic_ids,
-        actor_ids=actor_ids,
+    request = network_request(
+        topics=topics,
+        actors=actors,
         include_descendants=include_descendants,
-        start=start,
-        stop=min(stop, as_of) if as_of else stop,
-        known_at=known_at,
+        start_text=start_text,
+        stop_text=stop_text,
+        window=window,
+        step=step,
+        kernel=kernel,
+        aggregation=aggregation,
+        normalization=normalization,
+        as_of=as_of,
     )
     chosen = _negotiated(format, accept)
-    query: dict[str, Any] = {
-        "kernel": kernel.value,
-        "aggregation": aggregation.value,
-        "normalization": normalization.value,
-        "include_descendants": include_descendants,
-        "as_of": as_of.isoformat() if as_of else None,
-        "known_at": known_at.isoformat() if known_at else None,
-    }
-
-    def compute() -> bytes:
-        networks = agreement_networks(
-            found.said,
-            windows,
-            kernel=kernel,
-            aggregation=aggregation,
-            normalization=normalization,
-        )
-        return RENDER[chosen](Answer(found.nodes, networks, query))
-
-    # CPU work off the event loop, so other requests are not held up behind it.
-    body = await asyncio.to_thread(compute)
+    body = await network_answer(conn, request, known_at, chosen)
     return Response(body, media_type=MEDIA_TYPES[chosen], headers={"Vary": "Accept"})
