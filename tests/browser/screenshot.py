@@ -2,7 +2,8 @@
 
 It runs ``stanceline up --demo`` on fresh embedded servers (the founding example,
 published through the stream as an upstream would), opens the page in Debian's Chromium,
-hovers John Kirby's May 2023 statement and writes docs/dashboard.png.
+hovers John Kirby's May 2023 statement and writes docs/dashboard.png, with the founding
+agreement network of May 2023 in the network panel.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from support.running import eventually  # noqa: E402
 from support.service import free_port, service_running  # noqa: E402
 
 OUT = TESTS.parent / "docs" / "dashboard.png"
+# The topic's chart, and the founding example's agreement network in May 2023 below it.
+QUERY = (
+    f"topic={TOPIC}&include_descendants=true&net_topics={TOPIC},us-vehicles-used-in-belgorod-raid,"
+    "ukraine-behind-belgorod-raid&net_actors=us,ua,ru,rdk&net_from=2023-05-01&net_to=2023-05-31"
+)
 
 
 async def main() -> None:
@@ -48,9 +54,7 @@ async def main() -> None:
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=chromium)
                 page = await browser.new_page(viewport={"width": 1280, "height": 900})
-                await open_dashboard(
-                    page, service.base_url, f"topic={TOPIC}&include_descendants=true"
-                )
+                await open_dashboard(page, service.base_url, QUERY)
                 await page.wait_for_function(
                     "() => document.getElementById('live').dataset.mode === 'stream'"
                 )

@@ -1,12 +1,13 @@
-// The dashboard: controls, the three panels and the live feed, wired together.
-// The page state lives in the URL (?topic=…&include_descendants=…&as_of=…&known_at=…), so
+// The dashboard: controls, the panels (the network in network.js) and the live feed, wired together.
+// The page state lives in the URL (?topic=…&include_descendants=…&as_of=…&known_at=…&net_…), so
 // a view can be bookmarked and shared.
 
 import { getAll, mapLimited, seg } from "./api.js";
 import { standing, renderChanges } from "./changes.js";
-import { el, fill } from "./dom.js";
+import { day, el, fill } from "./dom.js";
 import { renderHeatmap, treeOrder } from "./heatmap.js";
 import { LiveFeed } from "./live.js";
+import { NetworkView } from "./network.js";
 import { StanceChart } from "./stance-chart.js";
 
 const MAX_ACTORS = 60;
@@ -23,9 +24,15 @@ let topics = [];
 let heatmapRows = [];
 let queue = Promise.resolve();
 let refreshes = 0;
+let topicRange = null; // [first, last] said_at day on the selected topic: the network's default
 
 const chart = new StanceChart($("stance-chart"), $("point-detail"), () => names());
 const live = new LiveFeed($("live"), (topicIds) => schedule(topicIds));
+const network = new NetworkView($, () => {
+  writeUrl();
+  queue = queue.then(loadNetwork);
+});
+network.readQuery(new URLSearchParams(window.location.search));
 
 function names() {
   return new Map([...actors.values()].map((a) => [a.actor_id, a.name]));
@@ -48,6 +55,7 @@ function writeUrl() {
   url.searchParams.set("include_descendants", String(state.includeDescendants));
   if (state.asOf) url.searchParams.set("as_of", state.asOf);
   if (state.knownAt) url.searchParams.set("known_at", state.knownAt);
+  network.writeQuery(url);
   window.history.replaceState(null, "", url);
 }
 
@@ -112,6 +120,17 @@ async function loadTopic() {
   return { series, changes: standing(feed.items), cursor: feed.last.next_cursor };
 }
 
+/** The first and last said_at day of the chart's points, or null when it has none. */
+function rangeOf(series) {
+  const times = series.flatMap((s) => s.points.map((p) => Date.parse(p.said_at))).sort((a, b) => a - b);
+  return times.length ? [day(times[0]), day(times[times.length - 1])] : null;
+}
+
+function loadNetwork() {
+  const shared = { ...reading(), include_descendants: state.includeDescendants };
+  return network.load(shared, state.topic, topicRange);
+}
+
 function renderControls() {
   const select = $("topic");
   fill(select, ...topics.map((t) => el("option", { value: t.topic_id }, t.title)));
@@ -147,6 +166,7 @@ async function refresh(topicIds) {
       writeUrl();
     }
     renderControls();
+    network.setTopics(topics);
     renderHeatmap($("heatmap"), heatmapRows, topics.slice(0, MAX_TOPICS), state.topic, selectTopic);
     $("heatmap-note").textContent = truncation();
     let cursor = null;
@@ -155,6 +175,10 @@ async function refresh(topicIds) {
       chart.show(shown.series);
       renderChanges($("changes"), shown.changes, (id) => actors.get(id)?.name ?? id);
       cursor = shown.cursor;
+      topicRange = rangeOf(shown.series);
+    }
+    if (topicIds === null || network.topics(state.topic).some((t) => topicIds.has(t))) {
+      await loadNetwork();
     }
     error.hidden = true;
     refreshes += 1;
