@@ -125,6 +125,20 @@ async def test_the_network_shows_the_apis_edges_and_walks_its_windows(
     assert await _drawn(page) == _edges(last)
     weights = {(s, t): float(w) for s, t, _, w in await page.evaluate(DRAWN)}
     assert weights == {(e["source"], e["target"]): e["weight"] for e in last["edges"]}
+
+    # No topic picked: the network is the page's topic's (here: only the US and Ukraine
+    # spoke on it), and the address no longer names network topics.
+    before = await _loads(page)
+    await page.locator("#network-topics").select_option([])
+    await page.wait_for_function(
+        f"() => Number(document.getElementById('network').dataset.loads) > {before}"
+    )
+    assert "net_topics" not in page.url
+    own = await _answer(
+        founding_service,
+        API.replace(TOPICS, "us-arms-strikes-inside-russia") + "&window=P7D&kernel=triangular",
+    )
+    assert await _drawn(page) == _edges(own["windows"][-1]) == [("ua", "us", "congruence")]
     assert not [e for e in watched.errors if e.startswith("uncaught")], watched.errors
 
 

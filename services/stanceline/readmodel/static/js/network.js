@@ -81,7 +81,7 @@ export class NetworkView {
     }
   }
 
-  /** The topic picker's options; the address's choice is kept across refreshes. */
+  /** The topic picker's options, the address's choice (then the picker's) selected. */
   setTopics(topics) {
     const select = this.$("network-topics");
     const chosen = new Set(this.chosenTopics());
@@ -92,6 +92,7 @@ export class NetworkView {
       option.selected = chosen.has(t.topic_id);
       return option;
     }));
+    if (topics.length) this.wanted = null; // the picker holds the choice from now on
   }
 
   chosenTopics() {
