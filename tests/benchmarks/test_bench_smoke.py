@@ -225,8 +225,16 @@ async def test_benchmark_runs_end_to_end_and_the_product_did_what_the_workload_a
     finally:
         await engine.dispose()
     assert len(stored) == len(set(stored))
-    probe = Options().lag_actors + lag["published"]
-    lag_ids = {f"bench-lag-{n:08d}" for n in range(probe)}
+    # Every flip the ten subscriptions watch reached the receiver: the backlog's and
+    # those published at the lag rate.
+    hooks = document["webhooks"]
+    assert hooks["backlog_delivered"] == hooks["backlog"] > 0
+    assert hooks["measured"] > 0
+    assert hooks["not_received"] == 0
+    # The webhooks phase publishes more probe statements, numbered [first, end).
+    first, end = document["webhooks"]["probe_numbers"]
+    probe = Options().lag_actors + lag["published"] + (end - first)
+    lag_ids = {f"bench-lag-{n:08d}" for n in [*range(probe - end + first), *range(first, end)]}
     assert set(stored) - lag_ids == corpus_ids, (
         f"missing {sorted(corpus_ids - set(stored))[:5]}, "
         f"unexpected {sorted(set(stored) - lag_ids - corpus_ids)[:5]}"

@@ -127,6 +127,7 @@ async def webhook_figures(
         ]
     return {
         "subscriptions": subscriptions,
+        "probe_numbers": [first, start_n + sent],
         "backlog": backlog,
         "backlog_delivered": delivered,
         "deliveries_per_second": round((delivered - 1) / span, 1) if span else 0.0,
