@@ -51,16 +51,22 @@ class Servers:
             server.stop()
 
 
-def start_servers(settings: Settings, *, allow_embedded: bool, need_redis: bool = True) -> Servers:
-    """Configured URLs win; what is missing is started embedded under the data dir."""
+def start_servers(
+    settings: Settings, *, allow_embedded: bool, need_redis: bool = True, need_database: bool = True
+) -> Servers:
+    """Configured URLs win; what is missing is started embedded under the data dir.
+
+    ``need_database=False``: an API reading a standby (STANCELINE_READ_DATABASE_URL)
+    needs no writer URL, and nothing is started in its place.
+    """
     if not allow_embedded:
-        missing = settings.missing(redis=need_redis)
+        missing = settings.missing(database=need_database, redis=need_redis)
         if missing:
             raise SystemExit(f"set {' and '.join(missing)}")
     servers = Servers(settings.database_url or "", settings.redis_url or "")
     try:
         data_dir = settings.data_dir.resolve()
-        if not settings.database_url:
+        if need_database and not settings.database_url:
             data_dir.mkdir(parents=True, exist_ok=True)
             postgres = EmbeddedPostgres(data_dir)
             servers.embedded.append(postgres)
@@ -117,11 +123,16 @@ async def run_service(
         if api
         else "stanceline-projector"
     )
-    # The API alone gets the read engine (read-only sessions, one round trip a read).
+    # The API alone gets the read engine (read-only sessions, one round trip a read), on
+    # STANCELINE_READ_DATABASE_URL when it names one (a standby), beside the writer's.
+    read_url = settings.read_database_url
     engine = (
         create_engine(servers.database_url)
         if projector or dispatcher
-        else create_read_engine(servers.database_url)
+        else create_read_engine(read_url or servers.database_url)
+    )
+    reads = (
+        create_read_engine(read_url) if api and read_url and (projector or dispatcher) else engine
     )
     stop = asyncio.Event()
     health = ProjectorHealth() if projector else None
@@ -160,7 +171,7 @@ async def run_service(
             tasks.append(asyncio.create_task(sender.run(stop), name="dispatcher"))
         if api:
             app = create_app(
-                engine=engine, projector=health, settings=settings, redis_url=servers.redis_url
+                engine=reads, projector=health, settings=settings, redis_url=servers.redis_url
             )
             # PROTOCOL: httptools, with the requests it rejects itself answered as problem+json.
             server = _Server(
@@ -176,6 +187,8 @@ async def run_service(
         )
         await _stop_all(stop, server, side_servers, tasks)
     finally:
+        if reads is not engine:
+            await reads.dispose()
         await engine.dispose()
         telemetry.shutdown(tracing)
 

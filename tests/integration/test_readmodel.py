@@ -431,13 +431,13 @@ async def test_no_route_documents_a_422(client: httpx.AsyncClient) -> None:
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert await ok(client, "/healthz") == {"status": "ok"}
-    assert await ok(client, "/readyz") == {"status": "ready"}
+    assert await ok(client, "/readyz") == {"status": "ready", "replica_lag_seconds": 0}
 
 
 async def test_readyz_with_a_consuming_projector(engine: AsyncEngine) -> None:
     app = create_app(engine=engine, projector=ProjectorHealth(running=True))
     async with serve(app) as http:
-        assert await ok(http, "/readyz") == {"status": "ready"}
+        assert await ok(http, "/readyz") == {"status": "ready", "replica_lag_seconds": 0}
 
 
 async def test_readyz_is_503_while_the_projector_is_not_running(engine: AsyncEngine) -> None:

@@ -156,14 +156,16 @@ def api(
         ),
     ] = 1,
 ) -> None:
-    """Run only the read API against STANCELINE_DATABASE_URL."""
+    """Run only the read API against STANCELINE_DATABASE_URL, or STANCELINE_READ_DATABASE_URL
+    (a hot standby) when set; it runs no migrations and needs no writer URL then."""
     setup_logging()
     settings = Settings()
+    reads = settings.read_database_url or settings.database_url
     if workers > 1:
-        if not settings.database_url:
-            raise typer.BadParameter("set STANCELINE_DATABASE_URL")
+        if not reads:
+            raise typer.BadParameter("set STANCELINE_DATABASE_URL or STANCELINE_READ_DATABASE_URL")
         # The schema check once here, as one worker would: the workers run no DDL.
-        if not run_async(bootstrap.wait_for_schema(settings.database_url)):
+        if not run_async(bootstrap.wait_for_schema(reads)):
             return
         # uvicorn supervises the workers (and their signals); each builds its own app.
         # uvloop and httptools (both dependencies) are named so a missing one is an
@@ -185,7 +187,12 @@ def api(
                 http=PROTOCOL,  # httptools; what it rejects answered as problem+json
             )
         return
-    servers = bootstrap.start_servers(settings, allow_embedded=False, need_redis=False)
+    servers = bootstrap.start_servers(
+        settings,
+        allow_embedded=False,
+        need_redis=False,
+        need_database=not settings.read_database_url,
+    )
     run_async(
         bootstrap.run_service(settings, servers, api=True, projector=False, host=host, port=port)
     )

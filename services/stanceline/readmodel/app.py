@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -29,7 +28,8 @@ from stanceline.readmodel.http_metrics import HttpMetrics
 from stanceline.readmodel.routes import admin_router, router
 from stanceline.redis_client import connect
 from stanceline.settings import Settings
-from stanceline.store.db import create_engine, create_read_engine
+from stanceline.store.db import ReadConnection, create_engine, create_read_engine
+from stanceline.store.replica import replica_lag_seconds
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def create_app(
         owned = engine is None
         # Its own engine is read-only (no pre-ping, read-only sessions: store.db); one
         # handed in (``stanceline up`` shares the projector's) is used as it is.
-        app.state.engine = engine or create_read_engine(_required(database_url))
+        # STANCELINE_READ_DATABASE_URL, when set, is where this process reads (a standby).
+        read_url = settings.read_database_url if settings is not None else None
+        app.state.engine = engine or create_read_engine(_required(read_url or database_url))
         # Subscriptions are written through the admin routes: a writer engine, only then.
         # The engine handed in may be read-only (``stanceline api`` hands in its read
         # engine), so a URL, when there is one, makes a writer of its own.
@@ -100,21 +102,28 @@ def create_app(
 
     @app.get("/readyz", tags=["health"], responses=problems.documented(503))
     async def readyz(request: Request) -> JSONResponse:
-        """Postgres answers and, in-process, the projector is consuming."""
+        """Postgres answers, a standby is not too far behind (``replica_lag_seconds``; 0 on
+        a primary) and, in-process, the projector is consuming."""
         try:
             async with asyncio.timeout(2):
                 async with request.app.state.engine.connect() as conn:
-                    await conn.execute(sa.text("SELECT 1"))
+                    _standby, lag = await replica_lag_seconds(ReadConnection(conn))
         except Exception as exc:
             # In words: the driver's text can name hosts, users and SQL.
             log.warning("readiness: the database does not answer (%s)", type(exc).__name__)
             raise problems.NotReady(
                 "the database is unreachable; answers resume by themselves when it is back"
             ) from exc
+        limit = settings.max_replica_lag_s if settings is not None else Settings().max_replica_lag_s
+        if lag > limit:
+            raise problems.NotReady(
+                f"the standby this API reads is {lag:.0f} s behind its primary, more than"
+                f" STANCELINE_MAX_REPLICA_LAG_S ({limit:g} s)"
+            )
         health: ProjectorHealth | None = request.app.state.projector
         if health is not None and health.problem is not None:
             raise problems.NotReady(health.problem)
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", "replica_lag_seconds": round(lag, 3)})
 
     return app
 
