@@ -95,6 +95,8 @@ from benchmarks.measure import (
 )
 from benchmarks.networks import NetworkSize, network_figures
 from benchmarks.report import print_report, verdict_rows, verdicts
+from benchmarks.shards import report as shard_report
+from benchmarks.shards import shard_figures
 from benchmarks.webhooks import webhook_figures
 from benchmarks.workload import (
     Hierarchy,
@@ -466,6 +468,12 @@ class Bench:
             with contextlib.suppress(RedisError):
                 await self.client.delete(self.stream.name)
             await self.client.aclose()
+        # After everything else, with the run's projectors stopped: its own cluster and
+        # databases, so it disturbs none of the figures above.
+        _say("shards: ingest on a local Redis Cluster with 1 and 4 shards")
+        self.document["shards"] = await shard_figures(
+            self.servers.database_url, min(options.events, 20_000), options.seed
+        )
         return self.document
 
     async def _backfill(
@@ -772,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     console = Console(width=None if sys.stdout.isatty() else 160)
     print_report(console, document, rows)
+    console.print(shard_report(document["shards"]), highlight=False)
     return 0
 
 
