@@ -26,6 +26,7 @@ from stanceline.cli.common import (
     setup_logging,
     shown_url,
 )
+from stanceline.contract.shards import selected
 from stanceline.exposition import MULTIPROCESS_DIR
 from stanceline.ops.migrate import head_revision
 from stanceline.ops.migrate import migrate as run_migrations
@@ -130,6 +131,10 @@ def projector() -> None:
     """Run only the projector (consumer group member) against the configured URLs."""
     setup_logging()
     settings = Settings()
+    try:
+        selected(settings.shards, settings.stream_shards)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     servers = bootstrap.start_servers(settings, allow_embedded=False)
     run_async(bootstrap.run_service(settings, servers, api=False, projector=True))
 
