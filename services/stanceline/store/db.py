@@ -27,7 +27,6 @@ from sqlalchemy.sql import Executable
 
 from stanceline.settings import database_url_for_asyncpg
 
-
 _SESSION = {"timezone": "UTC", "application_name": "stanceline", "jit": "off"}
 """Every session's settings. Timestamps are compared across processes: no session time
 zone may leak in. No JIT: our statements are short, and the planner's estimate for the
@@ -141,9 +140,7 @@ class ReadConnection:
         """Rows off a server-side cursor, ``batch`` at a time: an export of a million rows
         never holds more than one batch (the cursor lives in this read transaction)."""
         self._check()
-        result = await self._conn.stream(
-            statement, params, execution_options={"yield_per": batch}
-        )
+        result = await self._conn.stream(statement, params, execution_options={"yield_per": batch})
         try:
             async for rows in result.partitions(batch):
                 yield [tuple(r) for r in rows]

@@ -122,7 +122,13 @@ _PROVENANCE = """
       LEFT JOIN events e ON e.event_id = coalesce(s.corrected_by, s.recorded_by)
 """
 _SAID = "s.said_at BETWEEN CAST(:start AS timestamptz) AND CAST(:stop AS timestamptz)"
-_TOPIC = "s.topic_id = ANY(CAST(:topic_ids AS text[]))"
+
+
+def _topics(alias: str) -> str:
+    return f"{alias}.topic_id = ANY(CAST(:topic_ids AS text[]))"
+
+
+_TOPIC = _topics("s")
 
 
 @cache
@@ -148,7 +154,9 @@ _KINDS = f"'{Change.SHIFT.value}', '{Change.FLIP.value}'"
 def changes_query(topics: bool, actors: bool) -> sa.TextClause:
     # Whole series are read (a point's kind needs the point before it, which may lie
     # outside the range); the filters on said_at and the series' actor apply afterwards.
-    visible = "SELECT * FROM statements WHERE visible" + (f" AND {_TOPIC.replace('s.', '')}" if topics else "")
+    visible = "SELECT * FROM statements v WHERE v.visible" + (
+        f" AND {_topics('v')}" if topics else ""
+    )
     placed = stands_on(f"({visible})", "r.statement_id, r.topic_id, r.said_at, r.stance")
     where = [_SAID, f"p.change IN ({_KINDS})"]
     if actors:
