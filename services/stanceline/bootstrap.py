@@ -171,7 +171,12 @@ async def run_service(
             tasks.append(asyncio.create_task(sender.run(stop), name="dispatcher"))
         if api:
             app = create_app(
-                engine=reads, projector=health, settings=settings, redis_url=servers.redis_url
+                engine=reads,
+                projector=health,
+                settings=settings,
+                redis_url=servers.redis_url,
+                # The projector's engine writes; the API's own read engine does not.
+                writer=engine if projector or dispatcher else None,
             )
             # PROTOCOL: httptools, with the requests it rejects itself answered as problem+json.
             server = _Server(

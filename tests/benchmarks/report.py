@@ -343,7 +343,7 @@ def print_profile(console: Console, phase: str, profile: dict[str, Any]) -> None
 
 
 def _network(document: dict[str, Any]) -> list[Verdict]:
-    """The agreement network's answer time (``networks.py``), scaled below 100k statements."""
+    """The agreement network's answer time (``networks.py``); scaled below 100k statements."""
     network = document.get("network")
     if network is None:
         return []

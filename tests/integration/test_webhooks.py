@@ -343,3 +343,23 @@ async def test_410_disables_the_subscription(
             )
     assert "410" in shown.json()["disabled_reason"]
     assert len(receiver.to("a")) == 1
+
+
+async def test_an_api_without_a_writer_url_refuses_subscription_writes_with_a_503(
+    hook_settings: Settings, database_url: str
+) -> None:
+    """An API that only reads (a standby, STANCELINE_DATABASE_URL unset) starts, serves
+    the admin routes that read, and answers the subscription routes 503 problem+json."""
+    reader_only = hook_settings.model_copy(
+        update={"database_url": None, "read_database_url": database_url}
+    )
+    async with serve(create_app(settings=reader_only)) as http:
+        http.headers["Authorization"] = f"Bearer {TOKEN}"
+        refused = await http.post(SUBSCRIPTIONS, json={"url": "http://127.0.0.1:9/hook"})
+        listed = await http.get(SUBSCRIPTIONS)
+        status = await http.get("/v1/admin/status")
+    for answer in (refused, listed):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "STANCELINE_DATABASE_URL" in answer.json()["detail"]
+    assert status.status_code == 200, status.text

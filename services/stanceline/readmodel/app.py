@@ -41,8 +41,14 @@ def create_app(
     projector: ProjectorHealth | None = None,
     settings: Settings | None = None,
     redis_url: str | None = None,
+    writer: AsyncEngine | None = None,
 ) -> FastAPI:
-    """``redis_url`` defaults to the settings' (``stanceline up`` passes its embedded one)."""
+    """``redis_url`` defaults to the settings' (``stanceline up`` passes its embedded one).
+
+    ``writer``: an engine that may write, for the admin routes that do (subscriptions);
+    ``stanceline up`` hands in the projector's. Without one, the app makes its own from
+    the writer URL, and with no writer URL either (an API that only reads a standby)
+    those routes answer 503."""
     token = settings.admin_token if settings is not None else None
     admin = token is not None and token.get_secret_value() != ""
     redis_url = redis_url or (settings.redis_url if settings is not None else None)
@@ -56,12 +62,10 @@ def create_app(
         read_url = settings.read_database_url if settings is not None else None
         app.state.engine = engine or create_read_engine(_required(read_url or database_url))
         # Subscriptions are written through the admin routes: a writer engine, only then.
-        # The engine handed in may be read-only (``stanceline api`` hands in its read
-        # engine), so a URL, when there is one, makes a writer of its own.
         url = database_url or (settings.database_url if settings is not None else None)
-        writer_owned = admin and (engine is None or url is not None)
+        writer_owned = admin and writer is None and bool(url)
         app.state.writer = (
-            create_engine(_required(url)) if writer_owned else engine if admin else None
+            create_engine(_required(url)) if writer_owned else writer if admin else None
         )
         app.state.redis = connect(redis_url) if admin and redis_url else None
         try:

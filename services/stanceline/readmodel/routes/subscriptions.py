@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stanceline.ops import subscriptions as ops
 from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
-from stanceline.readmodel.problems import BadRequest, InvalidParam, NotFound, documented
+from stanceline.readmodel.problems import (
+    BadRequest,
+    InvalidParam,
+    NotFound,
+    Unavailable,
+    documented,
+)
 from stanceline.readmodel.routes.admin import require_admin
 from stanceline.store import deliveries, subscriptions
 from stanceline.store.db import writing
@@ -65,7 +71,13 @@ class Replayed(BaseModel):
 
 
 def _writer(request: Request) -> AsyncEngine:
-    writer: AsyncEngine = request.app.state.writer
+    writer: AsyncEngine | None = request.app.state.writer
+    if writer is None:
+        raise Unavailable(
+            "subscriptions live in the primary database, and this API has no writer URL"
+            " (it reads STANCELINE_READ_DATABASE_URL only): set STANCELINE_DATABASE_URL, or"
+            " manage subscriptions where it is set (`stanceline subscriptions`)"
+        )
     return writer
 
 
