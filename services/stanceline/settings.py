@@ -62,7 +62,13 @@ class Settings(BaseSettings):
         description="Allow webhook URLs on loopback, private and link-local addresses.",
     )
     webhook_workers: int = Field(
-        default=4, ge=1, le=64, description="Batches of webhook deliveries in flight at once."
+        default=2, ge=1, le=64, description="Batches of webhook deliveries in flight at once."
+    )
+    webhook_connections_per_origin: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Concurrent requests to one receiving origin (scheme, host, port).",
     )
     webhook_batch: int = Field(default=50, ge=1, le=1000)
     webhook_poll_s: float = Field(

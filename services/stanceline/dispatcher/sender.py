@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from stanceline.dispatcher.origins import Origins
 from stanceline.domain.webhooks import FeedEntry, body, message_id
 from stanceline.egress import UrlRefused, check_url
 from stanceline.readmodel.params import encode_cursor
@@ -47,20 +48,25 @@ def entry_of(claimed: Claimed) -> FeedEntry:
     )
 
 
-async def send(http: httpx.AsyncClient, claimed: Claimed, *, allow_private: bool) -> Answer:
+async def send(http: Origins, claimed: Claimed, *, allow_private: bool) -> Answer:
     msg_id = message_id(claimed.subscription_id, claimed.entry["change_id"])
     payload = body(claimed.subscription_id, claimed.sequence, entry_of(claimed))
     now = datetime.now(UTC)
     started = time.perf_counter()
     try:
         await check_url(claimed.url, allow_private=allow_private)
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(claimed.secret).sign(msg_id, now, payload),
-        }
-        response = await http.post(claimed.url, content=payload, headers=headers)
+        async with http.client(claimed.url) as client:
+            # Signed and timed once a connection to the receiver is ours, not while
+            # waiting for one: the timestamp is when it was sent.
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": Webhook(claimed.secret).sign(msg_id, now, payload),
+            }
+            response = await client.post(claimed.url, content=payload, headers=headers)
     except UrlRefused as exc:
         return Answer(now, None, time.perf_counter() - started, f"refused: {exc}", None)
     except httpx.HTTPError as exc:

@@ -17,10 +17,10 @@ import logging
 import random
 from datetime import UTC, datetime
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stanceline.dispatcher import metrics
+from stanceline.dispatcher.origins import Origins
 from stanceline.dispatcher.sender import Answer, send
 from stanceline.domain.webhooks import next_delay, parse_schedule, retry_after, should_retry
 from stanceline.retry import Stopped, with_backoff
@@ -41,15 +41,17 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; the batches in flight finish first."""
-        timeout = httpx.Timeout(self.settings.webhook_timeout_s)
-        limits = httpx.Limits(max_connections=self.settings.webhook_workers * 10)
-        async with httpx.AsyncClient(
-            timeout=timeout, limits=limits, follow_redirects=False
-        ) as http:
+        http = Origins(
+            per_origin=self.settings.webhook_connections_per_origin,
+            timeout_s=self.settings.webhook_timeout_s,
+        )
+        try:
             loops = [self._loop(http, stop) for _ in range(self.settings.webhook_workers)]
             await asyncio.gather(*loops, self._gauges(stop))
+        finally:
+            await http.aclose()
 
-    async def _loop(self, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
+    async def _loop(self, http: Origins, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 sent = await with_backoff(
@@ -67,7 +69,7 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_s)
 
-    async def once(self, http: httpx.AsyncClient) -> int:
+    async def once(self, http: Origins) -> int:
         """Claim, send and settle one batch; how many messages it held."""
         async with writing(self.engine) as conn:
             claimed = await outbox.claim(conn, self.settings.webhook_batch)

@@ -261,6 +261,16 @@ webhook_outbox = sa.Table(
         "rollup",
         "sequence",
     ),
+    # A series' pending messages alone: the claim's "no earlier one pending" is one probe.
+    sa.Index(
+        "ix_webhook_outbox_pending_series",
+        "subscription_id",
+        "topic_id",
+        "actor_id",
+        "rollup",
+        "sequence",
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
 )
 """Messages to send: one per (subscription, change point), written in the transaction
 that wrote the change point (``store.outbox.fill``), delivered by the dispatcher."""
