@@ -30,8 +30,8 @@ from benchmarks import processes
 from benchmarks.environment import TreeCpu
 from benchmarks.load import closed_loop, percentiles
 from benchmarks.workload import LAG_TOPIC, lag_event, lag_statement_id
+from stanceline.cursors import encode_cursor
 from stanceline.ops.rebuild import rebuild
-from stanceline.readmodel.params import encode_cursor
 
 PIPELINE = 500
 """Entries per pipelined XADD round trip when loading the stream before an ingest."""

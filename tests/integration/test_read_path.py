@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import _dsn, founding_lines
 from stanceline.contract import Rejection, parse_event
+from stanceline.cursors import encode_cursor
 from stanceline.readmodel import schemas, views
 from stanceline.readmodel.app import create_app
-from stanceline.readmodel.params import encode_cursor
 from stanceline.store import queries
 from stanceline.store.db import ReadConnection, create_read_engine, reading, writing
 from stanceline.store.ingest import store_batch

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline.cursors import encode_cursor
 from stanceline.readmodel.app import create_app
-from stanceline.readmodel.params import encode_cursor
 from stanceline.settings import Settings
 from stanceline.store.db import writing
 from stanceline.store.ingest import store_batch

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from stanceline.cursors import encode_cursor
 from stanceline.dispatcher.origins import Origins
 from stanceline.domain.webhooks import FeedEntry, body, message_id
 from stanceline.egress import UrlRefused, check_url
-from stanceline.readmodel.params import encode_cursor
 from stanceline.store.outbox import Claimed
 
 

@@ -7,9 +7,7 @@ query runs.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -17,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 from pydantic import TypeAdapter, ValidationError
 
+from stanceline.cursors import cursor_key
 from stanceline.readmodel.problems import BadRequest, InvalidParam, NotFound
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -136,20 +135,12 @@ def id_list(name: str, value: str | None, *, most: int = 100) -> list[str] | Non
     return sorted(set(items))
 
 
-def encode_cursor(*key: Any) -> str:
-    """An opaque cursor: the sort key of the last item served."""
-    text = json.dumps(list(key), default=str, separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
     """The key inside a cursor, checked against the types this list sorts by."""
     if cursor is None:
         return None
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
-        key = json.loads(raw.decode())
+        key = cursor_key(cursor)
         if not isinstance(key, list) or len(key) != len(types):
             raise ValueError
         values = tuple(_typed(v, t) for v, t in zip(key, types, strict=True))

@@ -8,12 +8,12 @@ from typing import Any
 
 import orjson
 
+from stanceline.cursors import encode_cursor
 from stanceline.domain.facts import StatementBody
 from stanceline.domain.rollup import contest
 from stanceline.domain.stance import Stance
 from stanceline.domain.timeline import Point
 from stanceline.readmodel import schemas
-from stanceline.readmodel.params import encode_cursor
 from stanceline.store.db import Record
 
 

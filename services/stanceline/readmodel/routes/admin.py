@@ -18,12 +18,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, SecretStr
 from redis.exceptions import RedisError
 
+from stanceline.cursors import encode_cursor
 from stanceline.ops.status import Status, status
 from stanceline.readmodel.params import (
     CursorText,
     Limit,
     decode_cursor,
-    encode_cursor,
     parse_start,
 )
 from stanceline.readmodel.problems import NotFound, Unauthorized, Unavailable, documented

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from stanceline.cursors import encode_cursor
 from stanceline.readmodel import schemas
-from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
+from stanceline.readmodel.params import CursorText, Limit, decode_cursor
 from stanceline.readmodel.problems import documented
 from stanceline.readmodel.routes.deps import Reader
 from stanceline.store import queries

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from stanceline.cursors import encode_cursor
 from stanceline.domain.facts import StatementCorrected, StatementRecorded, StatementRetracted
 from stanceline.domain.statements import apply_statement_fact
 from stanceline.readmodel import schemas, views
@@ -15,7 +16,6 @@ from stanceline.readmodel.params import (
     CursorText,
     Limit,
     decode_cursor,
-    encode_cursor,
     id_filter,
     identifier,
 )

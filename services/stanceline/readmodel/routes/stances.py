@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from stanceline.cursors import encode_cursor
 from stanceline.domain.catalogue import descendants
 from stanceline.domain.rollup import current as last_point
 from stanceline.domain.timeline import as_of as said_by
 from stanceline.readmodel import schemas, views
 from stanceline.readmodel.etag import conditional, conditional_bytes
-from stanceline.readmodel.params import AsOf, CursorText, decode_cursor, encode_cursor, identifier
+from stanceline.readmodel.params import AsOf, CursorText, decode_cursor, identifier
 from stanceline.readmodel.problems import NotFound, documented
 from stanceline.readmodel.routes.deps import (
     IncludeDescendants,

@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
+from stanceline.cursors import encode_cursor
 from stanceline.readmodel import views
-from stanceline.readmodel.params import CursorText, decode_cursor, encode_cursor, id_filter
+from stanceline.readmodel.params import CursorText, decode_cursor, id_filter
 from stanceline.readmodel.problems import ApiError, BadRequest, InvalidParam, documented
 from stanceline.readmodel.routes.deps import IncludeDescendants
 from stanceline.readmodel.routes.feed import IdFilter, KindFilter

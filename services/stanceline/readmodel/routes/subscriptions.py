@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stanceline.cursors import encode_cursor
 from stanceline.ops import subscriptions as ops
-from stanceline.readmodel.params import CursorText, Limit, decode_cursor, encode_cursor
+from stanceline.readmodel.params import CursorText, Limit, decode_cursor
 from stanceline.readmodel.problems import (
     BadRequest,
     InvalidParam,
