@@ -39,21 +39,12 @@ from fixtures.servers import PostgresServer
 from stanceline.contract.shards import shard_streams
 from stanceline.ops.migrate import migrate
 from stanceline.ops.publish import publish_lines
-from stanceline.redis_client import RedisClient, connect
+from stanceline.redis_client import connect
 from stanceline.store.db import create_engine
 from support.service import STANCELINE
+from support.streams import group_drained
 
 SHARD_COUNTS = (1, 4)
-
-
-async def _acknowledged(client: RedisClient, keys: Sequence[str], group: str) -> bool:
-    for key in keys:
-        for found in await client.xinfo_groups(key):
-            if bytes(found["name"]).decode() == group and (
-                int(found["pending"]) or int(found.get("lag") or 0)
-            ):
-                return False
-    return True
 
 
 async def _one(
@@ -99,7 +90,7 @@ async def _one(
                 stored = int(await conn.fetchval("SELECT count(*) FROM events"))
                 if first is None and stored:
                     first = (time.perf_counter(), stored)
-                if stored == distinct and await _acknowledged(client, keys, group):
+                if stored == distinct and await group_drained(client, keys, group):
                     break
                 if any(c.returncode is not None for c in children):
                     raise RuntimeError("a projector exited during the shard benchmark")

@@ -12,13 +12,9 @@ same lines through the in-process projector: the projection tables must be equal
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,12 +29,13 @@ from fixtures.servers import PostgresServer
 from stanceline.contract import Rejection, parse_event
 from stanceline.contract.shards import shard_streams
 from stanceline.ops.publish import publish_lines
-from stanceline.redis_client import RedisClient, connect
+from stanceline.redis_client import connect
 from stanceline.settings import Settings
 from stanceline.store.db import create_engine
 from support.dump import dump_projection
 from support.running import eventually, projector_running
-from support.service import STANCELINE
+from support.service import projector_child
+from support.streams import group_drained
 
 SHARDS = 8
 LINES = 20_000
@@ -47,39 +44,6 @@ LINES = 20_000
 async def _scalar(engine: AsyncEngine, sql: str) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(sa.text(sql)) or 0)
-
-
-async def _group_done(client: RedisClient, keys: list[str], group: str) -> bool:
-    """Every shard's group has handed out everything and had all of it acknowledged."""
-    for key in keys:
-        for found in await client.xinfo_groups(key):
-            if bytes(found["name"]).decode() == group and (
-                int(found["pending"]) or int(found.get("lag") or 0)
-            ):
-                return False
-    return True
-
-
-@asynccontextmanager
-async def _projector(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            str(STANCELINE),
-            "projector",
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 60)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -136,17 +100,17 @@ async def test_eight_shards_on_a_cluster_with_a_projector_killed_twice(
             "STANCELINE_RECLAIM_IDLE_MS": "1000",
         }
         steady = {**env, "STANCELINE_SHARDS": "0-5", "STANCELINE_CONSUMER": "steady"}
-        async with _projector(steady, tmp_path / "steady.log"):
+        async with projector_child(steady, tmp_path / "steady.log"):
             for life in range(3):
                 victim = {
                     **env,
                     "STANCELINE_SHARDS": "2-7",
                     "STANCELINE_CONSUMER": f"victim-{life}",
                 }
-                async with _projector(victim, tmp_path / "victim.log") as process:
+                async with projector_child(victim, tmp_path / "victim.log", append=True) as process:
                     if life == 2:
                         await eventually(
-                            lambda: _group_done(client, keys, settings.group),
+                            lambda: group_drained(client, keys, settings.group),
                             bool,
                             within=180,
                         )
@@ -186,7 +150,7 @@ async def test_eight_shards_on_a_cluster_with_a_projector_killed_twice(
                 within=180,
             )
             await eventually(
-                lambda: _group_done(plain, [single.stream], single.group), bool, within=60
+                lambda: group_drained(plain, [single.stream], single.group), bool, within=60
             )
     finally:
         await plain.aclose()

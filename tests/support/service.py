@@ -89,12 +89,13 @@ async def stop(service: Service) -> int:
 
 
 @asynccontextmanager
-async def projector_process(
-    env: dict[str, str], log: Path, *, clean_exit: bool = True
-) -> AsyncIterator[Path]:
+async def projector_child(
+    env: dict[str, str], log: Path, *, append: bool = False
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run ``stanceline projector`` with ``env`` over the inherited environment, its output
-    in ``log``; stop it with SIGINT (Ctrl-C) and, with ``clean_exit``, require exit 0."""
-    with log.open("wb") as sink:
+    in ``log``, and hand over the process (a test may kill it). On leaving, one still
+    running gets Ctrl-C, and is killed if it has not stopped within a minute."""
+    with log.open("ab" if append else "wb") as sink:
         process = await asyncio.create_subprocess_exec(
             str(STANCELINE),
             "projector",
@@ -103,9 +104,24 @@ async def projector_process(
             stderr=subprocess.STDOUT,
         )
     try:
-        yield log
+        yield process
     finally:
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 60)
-        if clean_exit:
-            assert code == 0, await asyncio.to_thread(log.read_text, errors="replace")
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@asynccontextmanager
+async def projector_process(
+    env: dict[str, str], log: Path, *, clean_exit: bool = True
+) -> AsyncIterator[Path]:
+    """``projector_child`` for a test that only reads its log; with ``clean_exit``, the
+    projector must have stopped on Ctrl-C with exit 0."""
+    async with projector_child(env, log) as process:
+        yield log
+    if clean_exit:
+        assert process.returncode == 0, await asyncio.to_thread(log.read_text, errors="replace")
