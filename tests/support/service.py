@@ -57,13 +57,18 @@ async def service_running(
         await _wait_healthy(service, startup)
         yield service
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 60)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await interrupt(process)
+
+
+async def interrupt(process: asyncio.subprocess.Process) -> None:
+    """Ctrl-C a child still running; kill it if it has not stopped within a minute."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), 60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def _wait_healthy(service: Service, within: float) -> None:
@@ -106,13 +111,7 @@ async def projector_child(
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 60)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await interrupt(process)
 
 
 @asynccontextmanager
