@@ -110,9 +110,18 @@ async def _lock_live_tables(conn: AsyncConnection, live: str) -> None:
     and the deadlock detector might fail the read. So the swap asks for all of them
     with a short lock timeout; when readers hold on longer, it lets go of what it got
     (a savepoint) and tries again. Its queued request keeps new readers waiting, so it
-    gets its turn within a few tries.
+    gets its turn within a few tries. The tables the last rebuild retired are taken the
+    same way: the swap drops them, and a read that began before that rebuild may still
+    hold one of them while it waits for a live table.
     """
-    tables = ", ".join(f"{live}.{table.name}" for table in PROJECTION_TABLES)
+    retired = await conn.scalars(
+        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :schema ORDER BY 1"),
+        {"schema": RETIRED},
+    )
+    tables = ", ".join(
+        [f"{live}.{table.name}" for table in PROJECTION_TABLES]
+        + [f'{RETIRED}."{name}"' for name in retired]
+    )
     while True:
         attempt = await conn.begin_nested()
         try:
