@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stanceline import telemetry
+from stanceline import heap, telemetry
 from stanceline.dispatcher.worker import Dispatcher
 from stanceline.embedded import EmbeddedPostgres, EmbeddedRedis
 from stanceline.health import ProjectorHealth
@@ -183,6 +183,8 @@ async def run_service(
                 uvicorn.Config(app, host=host, port=port, log_level="warning", http=PROTOCOL)
             )
             tasks.append(asyncio.create_task(server.serve(), name="api"))
+        # The services are built: what exists now lives as long as the process.
+        heap.settle()
         if demo:
             await publish_demo(settings, servers.redis_url)
         if on_ready:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stanceline import telemetry
+from stanceline import heap, telemetry
 from stanceline.exposition import metrics_endpoint
 from stanceline.health import ProjectorHealth
 from stanceline.readmodel import http, problems
@@ -68,6 +68,8 @@ def create_app(
             create_engine(_required(url)) if writer_owned else writer if admin else None
         )
         app.state.redis = connect(redis_url) if admin and redis_url else None
+        # Everything built so far lives as long as the worker: no collector pass walks it.
+        heap.settle()
         try:
             yield
         finally:
