@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -33,9 +32,16 @@ def canonical_json(event: Event) -> str:
 # orjson writes what ``json.dumps(sort_keys=True, separators=(",", ":"),
 # ensure_ascii=False)`` writes, ten times faster, except for floats that Python
 # spells with an exponent (orjson writes 1e-05 as 0.00001) and integers beyond 64
-# bits, which orjson refuses. Text that may hold such a float goes the slow way;
-# a test holds the two spellings to each other.
-_MAYBE_EXPONENT = re.compile(rb"[0-9][eE]|0\.0000")
+# bits, which orjson refuses. Text that may hold such a float (a digit before an
+# ``e`` or ``E``, or ``0.0000``) goes the slow way; a test holds the two spellings to
+# each other. The digit-before-e test maps every digit to 0 and E to e, then looks for
+# ``0e``: a regular expression with the same meaning cost five times as much, a
+# twentieth of validating an entry.
+_DIGITS_AND_E = bytes.maketrans(b"123456789E", b"000000000e")
+
+
+def _may_hold_exponent(text: bytes) -> bool:
+    return b"0.0000" in text or b"0e" in text.translate(_DIGITS_AND_E)
 
 
 def canonical_text(document: Any) -> bytes:
@@ -45,7 +51,7 @@ def canonical_text(document: Any) -> bytes:
         text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         text = None
-    if text is None or _MAYBE_EXPONENT.search(text):
+    if text is None or _may_hold_exponent(text):
         spelt = json.dumps(
             document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )

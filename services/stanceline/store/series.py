@@ -85,11 +85,6 @@ def _neighbour(side: str, order: str) -> str:
     )
 
 
-def _last(column: str) -> str:
-    """``column`` of the last point of a rolled-up series after the batch, or NULL."""
-    return f"(array_agg({column} ORDER BY said_at DESC, statement_id DESC) FILTER (WHERE v = 1))[1]"
-
-
 _FEED = sa.text(
     f"""
     WITH bodies AS ({_BODIES}), touches AS ({_TOUCHES}),
@@ -182,21 +177,21 @@ _FEED = sa.text(
         RETURNING 1
     ),
     tips AS (
-        SELECT topic_id, actor_id, {_last("said_at")} AS said_at,
-               {_last("statement_id")} AS statement_id,
-               {_last("stance")} AS stance
-          FROM (SELECT topic_id, actor_id, said_at, statement_id, stance, v
-                  FROM points WHERE rollup
+        SELECT DISTINCT ON (topic_id, actor_id) topic_id, actor_id, said_at, statement_id, stance
+          FROM (SELECT topic_id, actor_id, said_at, statement_id, stance
+                  FROM points WHERE rollup AND v = 1
                 UNION ALL
-                SELECT topic_id, actor_id, NULL, NULL, NULL, NULL FROM keys WHERE rollup) AS x
-         GROUP BY topic_id, actor_id
+                SELECT topic_id, actor_id, NULL, NULL, NULL FROM keys WHERE rollup) AS x
+         ORDER BY topic_id, actor_id, said_at DESC NULLS LAST, statement_id DESC
     ),
     saved_tips AS (
-        INSERT INTO series_tips (topic_id, actor_id, said_at, statement_id, stance)
+        INSERT INTO series_tips AS t (topic_id, actor_id, said_at, statement_id, stance)
         SELECT topic_id, actor_id, said_at, statement_id, stance
           FROM tips WHERE said_at IS NOT NULL
         ON CONFLICT (topic_id, actor_id) DO UPDATE SET said_at = EXCLUDED.said_at,
             statement_id = EXCLUDED.statement_id, stance = EXCLUDED.stance
+         WHERE (t.said_at, t.statement_id, t.stance)
+               IS DISTINCT FROM (EXCLUDED.said_at, EXCLUDED.statement_id, EXCLUDED.stance)
         RETURNING 1
     ),
     dropped_tips AS (
@@ -217,7 +212,8 @@ A point's change kind is read against the point before it, and only where a
 touched key can have changed it: a touched key itself, or the first point
 after one. The change points that differ between the two versions are the
 feed. A rolled-up series' tip is in every window of that series, so the last
-point of its window after the batch is its new tip (none: the series emptied).
+point of its window after the batch is its new tip (none: the series emptied); a tip
+that stays is not rewritten.
 
 It is ``window_feed``'s SQL form, written here because a batch touches about
 three series per statement and Python spent more time shaping windows than
