@@ -13,9 +13,15 @@ exists once the service is up is frozen, after a last full collection.
 from __future__ import annotations
 
 import gc
+from functools import cache
 
 
+@cache
 def settle() -> None:
-    """Once a long-running process has started: collect, then freeze what is left."""
+    """Once a long-running process has started: collect, then freeze what is left.
+
+    Only the first call in a process does anything: ``up`` settles once its services are
+    built and its API's lifespan asks again, and a test session starts many apps, whose
+    later objects must stay collectable."""
     gc.collect()
     gc.freeze()
