@@ -131,6 +131,50 @@ async def test_rebuild_while_reading_and_writing_fails_no_read(engine: AsyncEngi
     assert check.differences == dict.fromkeys(check.differences, 0)
 
 
+async def test_dropping_retired_tables_lets_a_reader_holding_some_of_them_finish(
+    engine: AsyncEngine,
+) -> None:
+    """After a swap, a read whose prepared statement was planned on the tables now
+    retired locks them again while Postgres re-plans it, in its own order. Here the
+    reader holds ``b``, the drop takes ``a`` and waits for ``b``, and the reader then
+    asks for ``a``: a plain DROP SCHEMA deadlocks with it (one of the two fails after
+    Postgres's deadlock_timeout); the drop must let go and try again instead."""
+    retired = shadow.RETIRED
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {retired}"))
+        for name in ("a", "b"):
+            await conn.execute(sa.text(f"CREATE TABLE {retired}.{name} (x int PRIMARY KEY)"))
+
+    async def drop() -> None:
+        async with engine.begin() as conn:
+            await shadow.drop_schema(conn, retired)
+
+    async with engine.connect() as reader, engine.connect() as watcher:
+        await reader.execute(sa.text(f"SELECT count(*) FROM {retired}.b"))
+        dropping = asyncio.create_task(drop())
+        held = sa.text(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE c.relname = 'a' AND c.relnamespace = CAST(:schema AS regnamespace)"
+            " AND l.mode = 'AccessExclusiveLock' AND l.granted"
+        )
+        for _ in range(400):
+            if await watcher.scalar(held, {"schema": retired}):
+                break
+            await watcher.rollback()
+            await asyncio.sleep(0.005)
+        else:
+            pytest.fail("the drop never took the first table")
+        await reader.execute(sa.text(f"SELECT count(*) FROM {retired}.a"))
+        await reader.commit()
+    await asyncio.wait_for(dropping, 10)
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :schema"),
+            {"schema": retired},
+        )
+    assert left == 0
+
+
 async def test_a_second_rebuild_at_the_same_time_is_refused_and_changes_nothing(
     engine: AsyncEngine,
 ) -> None:

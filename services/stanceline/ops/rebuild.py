@@ -95,6 +95,9 @@ async def _rebuild(
     engine: AsyncEngine, *, dry_run: bool, chunk: int, parallel: int, progress: Progress | None
 ) -> RebuildReport:
     started = time.perf_counter()
+    # What an interrupted rebuild retired and never dropped: gone before the swap, which
+    # must not wait for a stale read's locks on it while it holds the live tables.
+    await _drop(engine, shadow.RETIRED)
     async with engine.begin() as conn:
         live = await shadow.live_schema(conn)
         await shadow.create_shadow(conn)

@@ -99,34 +99,27 @@ async def differences(conn: AsyncConnection, live: str) -> dict[str, int]:
 
 
 _LOCK_WAIT = "100ms"
-"""How long the swap waits for readers before it lets go and tries again."""
+"""How long the swap, or the drop of what it retired, waits for readers before it lets go
+and tries again: well under Postgres's deadlock_timeout (1 s), so a reader that waits
+for one of its locks is never the one the deadlock detector fails."""
 
 
-async def _lock_live_tables(conn: AsyncConnection, live: str) -> None:
-    """Every live projection table, exclusively, without ever waiting while holding one.
+async def _without_holding_on(conn: AsyncConnection, statement: str) -> None:
+    """Run ``statement``, which takes exclusive table locks, without ever waiting long
+    while holding one.
 
     A read holds its tables until its snapshot ends and may meet them in any order,
-    so a swap that waited for one table while holding another could deadlock with it,
-    and the deadlock detector might fail the read. So the swap asks for all of them
-    with a short lock timeout; when readers hold on longer, it lets go of what it got
-    (a savepoint) and tries again. Its queued request keeps new readers waiting, so it
-    gets its turn within a few tries. The tables the last rebuild retired are taken the
-    same way: the swap drops them, and a read that began before that rebuild may still
-    hold one of them while it waits for a live table.
+    so DDL that waited for one table while holding another could deadlock with it,
+    and the deadlock detector might fail the read. So the statement runs with a short
+    lock timeout; when readers hold on longer, it lets go of what it got (a savepoint)
+    and tries again. Its queued request keeps new readers waiting, so it gets its turn
+    within a few tries.
     """
-    retired = await conn.scalars(
-        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :schema ORDER BY 1"),
-        {"schema": RETIRED},
-    )
-    tables = ", ".join(
-        [f"{live}.{table.name}" for table in PROJECTION_TABLES]
-        + [f'{RETIRED}."{name}"' for name in retired]
-    )
     while True:
         attempt = await conn.begin_nested()
         try:
             await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_LOCK_WAIT}'"))
-            await conn.execute(sa.text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
+            await conn.execute(sa.text(statement))
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
                 raise
@@ -138,13 +131,20 @@ async def _lock_live_tables(conn: AsyncConnection, live: str) -> None:
         return
 
 
+async def _lock_live_tables(conn: AsyncConnection, live: str) -> None:
+    """Every live projection table, exclusively (``_without_holding_on``)."""
+    tables = ", ".join(f"{live}.{table.name}" for table in PROJECTION_TABLES)
+    await _without_holding_on(conn, f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+
+
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
 async def swap(conn: AsyncConnection, live: str) -> None:
+    """The shadow tables in, the live ones out to ``RETIRED``, which the caller dropped
+    before (``drop_schema``, in a transaction of its own) and drops again after."""
     await _lock_live_tables(conn, live)
-    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE"))
-    await conn.execute(sa.text(f"CREATE SCHEMA {RETIRED}"))
+    await conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {RETIRED}"))
     for table in PROJECTION_TABLES:
         await conn.execute(sa.text(f"ALTER TABLE {live}.{table.name} SET SCHEMA {RETIRED}"))
         await conn.execute(sa.text(f"ALTER TABLE {SHADOW}.{table.name} SET SCHEMA {live}"))
@@ -162,4 +162,8 @@ async def record_rebuild(conn: AsyncConnection, applied: int, seconds: float) ->
 
 
 async def drop_schema(conn: AsyncConnection, schema: str) -> None:
-    await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    """Drop a schema and its tables (``_without_holding_on``). After a swap, a read whose
+    prepared statement was planned on the tables now retired locks them again while
+    Postgres re-plans it, an index before its table; a drop that waited for that index
+    while holding the table deadlocked with it (seen in ``test_rebuild.py``)."""
+    await _without_holding_on(conn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
