@@ -71,6 +71,19 @@ async def interrupt(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
+def stop_all(processes: list[subprocess.Popen[bytes]], sig: signal.Signals, within: float) -> None:
+    """Send ``sig`` to every server at once (they stop side by side), then wait for each,
+    killing one still running after ``within`` seconds."""
+    for process in processes:
+        process.send_signal(sig)
+    for process in processes:
+        try:
+            process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 async def _wait_healthy(service: Service, within: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
