@@ -28,10 +28,11 @@ from stanceline.readmodel.routes.deps import (
     known_actor,
     known_actor_and_topic,
     known_topic,
+    settled_known_at,
 )
 from stanceline.store import queries
 from stanceline.store.db import reading
-from stanceline.store.known import known_projection, settled
+from stanceline.store.known import known_projection
 
 router = APIRouter(tags=["stances"])
 
@@ -60,8 +61,7 @@ async def history(
     # dependency: a yielding dependency costs FastAPI an exit stack and a shielded scope
     # per request (0.83 → 0.77 ms of API CPU a history, tests/benchmarks/reads.py at 1M).
     async with reading(request.app.state.engine) as conn:
-        if known_at is not None:
-            known_at = await settled(conn, known_at)
+        known_at = await settled_known_at(conn, known_at)
         # Without known_at: one statement, its rows written straight to JSON (views.history_json:
         # the bytes schemas.History would give). With it: the fold, through the schemas.
         identifier("actor", actor_id)
