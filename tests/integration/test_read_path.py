@@ -30,7 +30,13 @@ from stanceline.cursors import encode_cursor
 from stanceline.readmodel import schemas, views
 from stanceline.readmodel.app import create_app
 from stanceline.store import queries
-from stanceline.store.db import ReadConnection, create_read_engine, reading, writing
+from stanceline.store.db import (
+    ReadConnection,
+    SingleRead,
+    create_read_engine,
+    reading,
+    writing,
+)
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
 from support.http import serve
@@ -284,21 +290,59 @@ async def test_only_inside_an_open_transaction_runs_in_it(read_engine: AsyncEngi
         assert await conn.scalar(sa.text("SELECT 1")) == 1  # still the same transaction
 
 
-async def test_only_on_an_ordinary_engine_is_read_only_too(
-    loaded: AsyncEngine,
+ALONE = ["reading", "single"]
+"""The two ways to run a response's one statement alone: ``ReadConnection.only`` in a
+``reading`` block, and ``SingleRead`` (straight off the pool, the history route's)."""
+
+
+def _checked_out(engine: AsyncEngine) -> int:
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    return pool.checkedout()
+
+
+async def _alone(
+    form: str, engine: AsyncEngine, statement: sa.TextClause, params: dict[str, Any]
+) -> list[Any]:
+    if form == "single":
+        return await SingleRead(engine).only(statement, params)
+    async with reading(engine) as conn:
+        return await conn.only(statement, params)
+
+
+async def test_a_single_read_runs_outside_a_transaction(
+    read_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with reading(loaded) as conn:
-        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
-            await conn.only(sa.text("CREATE TEMPORARY TABLE t (x int)"), {})
+    def no_transaction(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("SingleRead began a transaction")
+
+    probe = sa.text("SELECT CAST(:x AS int) AS x")
+    await SingleRead(read_engine).only(probe, {"x": 0})  # the pool's first connect begins one
+    monkeypatch.setattr(asyncpg.Connection, "transaction", no_transaction)
+    (row,) = await SingleRead(read_engine).only(probe, {"x": 7})
+    assert row["x"] == 7
+    monkeypatch.undo()
+    async with read_engine.connect() as raw:  # what it returned to the pool is idle
+        driver = (await raw.get_raw_connection()).driver_connection
+        assert driver is not None
+        assert not driver.is_in_transaction()
+        assert _checked_out(read_engine) == 1  # this one only
 
 
+@pytest.mark.parametrize("form", ALONE)
+async def test_only_on_an_ordinary_engine_is_read_only_too(loaded: AsyncEngine, form: str) -> None:
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        await _alone(form, loaded, sa.text("CREATE TEMPORARY TABLE t (x int)"), {})
+    assert _checked_out(loaded) == 0  # returned after the error
+
+
+@pytest.mark.parametrize("form", ALONE)
 async def test_a_connection_the_server_closed_is_replaced_without_an_error(
-    read_engine: AsyncEngine, database_url: str
+    read_engine: AsyncEngine, database_url: str, form: str
 ) -> None:
     async def backend() -> int:
-        async with reading(read_engine) as conn:
-            (row,) = await conn.only(sa.text("SELECT pg_backend_pid() AS pid"), {})
-            return int(row["pid"])
+        (row,) = await _alone(form, read_engine, sa.text("SELECT pg_backend_pid() AS pid"), {})
+        return int(row["pid"])
 
     first = await backend()
     admin = await asyncpg.connect(_dsn(database_url))
@@ -311,17 +355,17 @@ async def test_a_connection_the_server_closed_is_replaced_without_an_error(
         assert await backend() != first
 
 
+@pytest.mark.parametrize("form", ALONE)
 @pytest.mark.parametrize("interruption", ["terminated", "cancelled"])
 async def test_a_connection_broken_during_the_statement_is_not_reused(
-    read_engine: AsyncEngine, database_url: str, interruption: str
+    read_engine: AsyncEngine, database_url: str, interruption: str, form: str
 ) -> None:
     """The backend dies, or the request is cancelled (a client gone), mid-statement: the
     request fails, and the next ones get a working connection."""
     slow = sa.text("SELECT pg_backend_pid() AS pid, pg_sleep(CAST(:s AS float8)) AS slept")
 
     async def reader() -> None:
-        async with reading(read_engine) as conn:
-            await conn.only(slow, {"s": 5})
+        await _alone(form, read_engine, slow, {"s": 5})
 
     admin = await asyncpg.connect(_dsn(database_url))
     try:
@@ -347,9 +391,9 @@ async def test_a_connection_broken_during_the_statement_is_not_reused(
     finally:
         await admin.close()
     for _ in range(3):
-        async with reading(read_engine) as conn:
-            (row,) = await conn.only(slow, {"s": 0})
-            assert row["pid"] != pid
+        (row,) = await _alone(form, read_engine, slow, {"s": 0})
+        assert row["pid"] != pid
+    assert _checked_out(read_engine) == 0
 
 
 async def test_waiting_readers_are_served_in_arrival_order(database_url: str) -> None:

@@ -81,28 +81,31 @@ def parse_duration(name: str, value: str | None) -> timedelta | None:
     return duration
 
 
-async def as_of_param(
-    as_of: Annotated[
-        str | None,
-        Query(
-            description=f"Only statements said at or before this time ({_MOMENT_HELP}).",
-            examples=["2024-06-01"],
-        ),
-    ] = None,
-) -> datetime | None:
+AsOfText = Annotated[
+    str | None,
+    Query(
+        description=f"Only statements said at or before this time ({_MOMENT_HELP}).",
+        examples=["2024-06-01"],
+    ),
+]
+"""``as_of`` as sent; ``parse_moment("as_of", ...)`` reads it. A route declares it itself
+(rather than through ``AsOf``) where a dependency's per-request cost shows."""
+KnownAtText = Annotated[
+    str | None,
+    Query(
+        description="Answer with what stanceline had recorded at that moment: events "
+        f"recorded later are ignored, retractions and corrections too ({_MOMENT_HELP}).",
+        examples=["2024-06-01T12:00:00Z"],
+    ),
+]
+"""``known_at`` as sent, like ``AsOfText``."""
+
+
+async def as_of_param(as_of: AsOfText = None) -> datetime | None:
     return parse_moment("as_of", as_of)
 
 
-async def known_at_param(
-    known_at: Annotated[
-        str | None,
-        Query(
-            description="Answer with what stanceline had recorded at that moment: events "
-            f"recorded later are ignored, retractions and corrections too ({_MOMENT_HELP}).",
-            examples=["2024-06-01T12:00:00Z"],
-        ),
-    ] = None,
-) -> datetime | None:
+async def known_at_param(known_at: KnownAtText = None) -> datetime | None:
     return parse_moment("known_at", known_at)
 
 

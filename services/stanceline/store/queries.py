@@ -1,4 +1,5 @@
-"""Read queries for the read model. They take a ``ReadConnection`` only."""
+"""Read queries for the read model. They take a ``ReadConnection`` only (a response read in
+one statement: a ``SingleRead`` too)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from stanceline.store.db import ReadConnection, Record
+from stanceline.store.db import OneStatement, ReadConnection, Record
 from stanceline.store.members import change_kind, member_actors, own_points, series_points
 from stanceline.store.tables import actors, changes, statements, topics
 
@@ -154,7 +155,7 @@ class SeriesRead:
 
 
 async def read_series(
-    conn: ReadConnection,
+    conn: OneStatement,
     actor_id: str,
     topic_id: str,
     *,
