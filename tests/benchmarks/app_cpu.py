@@ -71,7 +71,7 @@ async def _cpu_per_request(app: Any, paths: Sequence[str], requests: int) -> flo
         for i in range(each):
             await _call(app, paths[(k * 97 + i) % len(paths)])
 
-    for path in paths[:200]:  # warm: prepared statements, pool, caches
+    for path in paths[: min(200, requests)]:  # warm: prepared statements, pool, caches
         await _call(app, path)
     best = float("inf")
     for _ in range(3):
@@ -82,6 +82,7 @@ async def _cpu_per_request(app: Any, paths: Sequence[str], requests: int) -> flo
 
 
 async def measure(url: str, requests: int, points: int, seed: int) -> dict[str, float]:
+    url = _asyncpg_url(url)
     keys, _ = await choose_history_keys(_dsn(url), points, seed)
     app = create_app(database_url=url)
     async with app.router.lifespan_context(app):
@@ -100,8 +101,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    url = _asyncpg_url(args.database_url)
-    figures = uvloop.run(measure(url, args.requests, args.history_points, args.seed))
+    figures = uvloop.run(measure(args.database_url, args.requests, args.history_points, args.seed))
     if args.json:
         print(json.dumps(figures))
     else:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import sqlalchemy as sa
 
+from benchmarks import app_cpu
 from benchmarks.run import Options
 from benchmarks.workload import Workload, generate, sizes_for
 from stanceline.contract import Event, Rejection, parse_event
@@ -260,6 +261,12 @@ async def test_benchmark_runs_end_to_end_and_the_product_did_what_the_workload_a
     assert not mismatched, "\n".join(
         _difference(key, served[key], predicted[key]) for key in mismatched
     )
+
+    # app_cpu.py (the read path's CPU without uvicorn) runs on the same database: every
+    # history it asks for is answered 200 (it raises on anything else).
+    figures = await app_cpu.measure(empty_database_url, requests=32, points=50, seed=SEED)
+    assert figures["history_cpu_ms"] > 0
+    assert figures["healthz_cpu_ms"] > 0
 
 
 def _difference(key: SeriesKey, served: list[Row], predicted: list[Row]) -> str:
