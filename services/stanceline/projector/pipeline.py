@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline.contract import Rejection, parse_event
 from stanceline.projector.entries import Entry
 from stanceline.store.db import writing
-from stanceline.store.errors import StoreUnavailable, is_transient
+from stanceline.store.errors import StoreUnavailable, exceeds_lock_table, is_transient
 from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted, BatchReport, Rejected
 
@@ -43,7 +43,9 @@ async def commit(
 
     When a batch fails for another reason, it is split in halves until the
     entry that fails it is alone; that entry is dead-lettered with the error,
-    and its neighbours are stored as usual.
+    and its neighbours are stored as usual. A batch too large for Postgres' lock
+    table is split the same way, and an entry alone that still finds the table
+    full waits, as for an outage: other sessions hold the locks.
     """
     return await store_checked(engine, check(entries, datetime.now(UTC)), stream=stream)
 
@@ -67,8 +69,17 @@ async def _commit(
                 stream=stream,
             )
     except Exception as exc:
-        if is_transient(exc):
+        too_many_locks = len(items) > 1 and exceeds_lock_table(exc)
+        if is_transient(exc) and not too_many_locks:
             raise StoreUnavailable(str(exc)) from exc
+        if too_many_locks:
+            # Retrying the same transaction would fail the same way for ever.
+            log.warning(
+                "a batch of %d entries takes more locks than Postgres' lock table holds"
+                " (max_locks_per_transaction); storing it in halves. A smaller"
+                " STANCELINE_BATCH_SIZE avoids the failed attempt.",
+                len(items),
+            )
         if len(items) > 1:
             middle = len(items) // 2
             report = await _commit(engine, items[:middle], stream)
