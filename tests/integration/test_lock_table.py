@@ -4,8 +4,9 @@ The write path takes a transaction-scoped advisory lock per statement and per se
 batch touches, and one server's lock table holds them for all its sessions together. A
 batch that does not fit fails with "out of shared memory", an error of the class that
 also means an outage; retried as it is, it would fail for ever. Filling the table
-troubles every other session on that server, so this runs on a private embedded
-Postgres with a small table, never on the shared test server.
+troubles every other session on that server, so that trial runs on a private embedded
+Postgres with a small table, never on the shared test server. How many locks a batch
+holds is counted on the shared one.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stanceline.embedded import EmbeddedPostgres
 from stanceline.ops.migrate import migrate
 from stanceline.projector import pipeline
-from stanceline.store.db import create_engine
+from stanceline.store.db import create_engine, writing
+from stanceline.store.ingest import store_batch
 from stanceline.store.records import Accepted
-from support.events import parsed, statement
+from support.events import actor, parsed, statement
 
 
 def _plain(url: str) -> str:
@@ -114,3 +116,62 @@ async def test_a_batch_too_large_for_the_lock_table_is_stored_in_halves(
     ]
     assert warned
     assert f"a batch of {n} entries" in warned[0]
+
+
+async def test_a_batch_holds_a_lock_per_statement_and_per_tree_and_topic(
+    engine: AsyncEngine,
+) -> None:
+    """The lock budget of a batch, counted in pg_locks before it commits: the hierarchy's,
+    one per statement, and one per (topic, top-level actor) its points fall under, not one
+    per series (own and rolled-up, about three per statement here)."""
+    registrations = [
+        actor("r1", "us"),
+        actor("r2", "us-nsc", "us"),
+        actor("r3", "us-dod", "us"),
+        actor("r4", "us-dod-press", "us-dod"),
+        actor("r5", "ru"),
+    ]
+    speakers = ["us", "us-nsc", "us-dod", "us-dod-press", "ru", "ua"]  # ua: never registered
+    topics = ["arms", "strikes"]
+    documents = [
+        statement(
+            f"e{i}",
+            f"s{i}",
+            speakers[i % 6],
+            topics[i % 4 // 2],
+            "support",
+            f"2024-05-{i + 1:02d}T00:00:00Z",
+        )
+        for i in range(24)
+    ]
+    trees = {
+        "us": "us",
+        "us-nsc": "us",
+        "us-dod": "us",
+        "us-dod-press": "us",
+        "ru": "ru",
+        "ua": "ua",
+    }
+    expected = (
+        1
+        + len(documents)
+        + len({(d["data"]["topic_id"], trees[d["data"]["actor_id"]]) for d in documents})
+    )
+
+    async with writing(engine) as conn:
+        await store_batch(
+            conn, [Accepted(parsed(d), json.dumps(d).encode()) for d in registrations]
+        )
+    async with writing(engine) as conn:
+        report = await store_batch(
+            conn, [Accepted(parsed(d), json.dumps(d).encode()) for d in documents]
+        )
+        held = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            )
+        )
+
+    assert report.appended == len(documents)
+    assert held == expected  # 1 + 24 + 6

@@ -69,8 +69,7 @@ _REPLAY_SERIES = f"""
 
 _REPLAY_LOCKS = sa.text(
     locks.sorted_locks(
-        "SELECT DISTINCT 'series:' || c.topic_id || '/' || c.actor_id || '/' || c.rollup AS key"
-        f" FROM ({_REPLAY_SERIES}) c"
+        f"SELECT {locks.series_key('c.topic_id', 'c.actor_id')} AS key FROM ({_REPLAY_SERIES}) c"
     )
 )
 

@@ -28,7 +28,7 @@ from stanceline.domain.facts import StatementBody
 from stanceline.domain.feed import ChangePoint, Key, Series, window_feed
 from stanceline.domain.stance import Change, Stance
 from stanceline.store.arrays import insert_rows
-from stanceline.store.locks import sorted_locks
+from stanceline.store.locks import lock_series
 from stanceline.store.members import (
     change_kind,
     has_descendants,
@@ -59,14 +59,6 @@ _TOUCHES = f"""
         AS placed
 """
 """Each body on every series it stands on that is kept apart (``members.stands_on``)."""
-
-_LOCK_SERIES = sa.text(
-    f"WITH bodies AS ({_BODIES}), touches AS ({_TOUCHES}) "
-    + sorted_locks(
-        "SELECT DISTINCT 'series:' || topic_id || '/' || actor_id || '/' || rollup AS key"
-        " FROM touches"
-    )
-)
 
 _SERIES = "topic_id, actor_id, rollup"
 _KEY = "(s.said_at, s.statement_id)"
@@ -246,7 +238,7 @@ async def update(conn: AsyncConnection, changed: Sequence[Changed]) -> None:
                 params["stances"].append(body.stance.value)
     if not params["sids"]:
         return
-    await conn.execute(_LOCK_SERIES, params)
+    await lock_series(conn, zip(params["topics"], params["actors"], strict=True))
     await conn.execute(_FEED, params)
 
 
