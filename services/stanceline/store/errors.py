@@ -49,19 +49,19 @@ def exceeds_lock_table(exc: BaseException) -> bool:
     """Postgres' shared lock table ran out ("out of shared memory", with the hint to raise
     ``max_locks_per_transaction``).
 
-    A write transaction takes an advisory lock per statement and per series it touches,
-    and the table holds about ``max_locks_per_transaction × max_connections`` locks for
-    all sessions together: a large enough batch can never fit, however often it is
-    retried. The class (53, insufficient resources) says transient; the caller should
-    first try smaller transactions.
+    A write transaction takes an advisory lock per statement and per tree and topic it
+    touches (``store.locks``), and the table holds about ``max_locks_per_transaction ×
+    max_connections`` locks for all sessions together: a large enough batch can never
+    fit, however often it is retried. The class (53, insufficient resources) says
+    transient; the caller should first try smaller transactions.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        hint = getattr(current, "hint", None)
-        if getattr(current, "sqlstate", None) == "53200" and "max_locks_per_transaction" in str(
-            hint or ""
+        out_of_shared_memory = getattr(current, "sqlstate", None) == "53200"
+        if out_of_shared_memory and "max_locks_per_transaction" in str(
+            getattr(current, "hint", None) or ""
         ):
             return True
         current = getattr(current, "orig", None) or current.__cause__

@@ -13,8 +13,8 @@ run side by side. A lock per series (own and rolled-up: about 2.6 per statement 
 the benchmark's corpus) made a batch of 500 hold some 1,700 locks until it
 committed, and Postgres' lock table, shared by every session, holds about
 ``max_locks_per_transaction × max_connections`` (6,400 by default): a few projector
-replicas filled it, and a full table fails other sessions' work too, until Postgres
-restarts. By tree, the same batch holds about 900 (its statements and some 400 trees).
+replicas filled it, and a full table fails other sessions' work too. By tree, the
+same batch holds about 900 (its statements and some 400 trees).
 """
 
 from __future__ import annotations
