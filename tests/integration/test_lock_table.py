@@ -1,7 +1,7 @@
 """A batch too large for Postgres' lock table, on a Postgres of its own.
 
-The write path takes a transaction-scoped advisory lock per statement and per series a
-batch touches, and one server's lock table holds them for all its sessions together. A
+The write path takes a transaction-scoped advisory lock per statement and per tree and
+topic a batch touches, and one server's lock table holds them for all its sessions together. A
 batch that does not fit fails with "out of shared memory", an error of the class that
 also means an outage; retried as it is, it would fail for ever. Filling the table
 troubles every other session on that server, so that trial runs on a private embedded
@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conftest import _dsn
 from stanceline.embedded import EmbeddedPostgres
 from stanceline.ops.migrate import migrate
 from stanceline.projector import pipeline
@@ -29,16 +30,12 @@ from stanceline.store.records import Accepted
 from support.events import actor, parsed, statement
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 @pytest.fixture
 async def small_server(embedded_data_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
     server = EmbeddedPostgres(embedded_data_dir)
     server.start()
     try:
-        admin = await asyncpg.connect(_plain(server.admin_url()))
+        admin = await asyncpg.connect(_dsn(server.admin_url()))
         try:
             await admin.execute("ALTER SYSTEM SET max_locks_per_transaction = 16")
             await admin.execute("ALTER SYSTEM SET max_connections = 20")
@@ -55,7 +52,7 @@ async def _lock_capacity(url: str) -> int:
     """How many advisory locks one transaction can take on this server, found by trying:
     the table's nominal size (16 x 20) leaves out the spare shared memory it may grow
     into."""
-    conn = await asyncpg.connect(_plain(url))
+    conn = await asyncpg.connect(_dsn(url))
     try:
         size, fits = 250, 0
         while True:
